@@ -1,0 +1,68 @@
+/* The coordinator <-> worker control protocol: message types and field names carried in
+ * common/rpc.h frames. This header is the contract between coordinator/ and worker/;
+ * both sides validate every field they read (common/msg.h) and answer a bad message with
+ * rpc_reply_error naming the field, never with a crash.
+ *
+ * Connection: a worker connects to the rpc address the leader published in ZooKeeper
+ * (<root>/<cluster>/leader), hello role "worker", name = its resource id. A coordinator
+ * that is not the acting leader answers every request with the error "not leader".
+ *
+ * Every coordinator -> worker message carries `epoch` (rpc_msg_set_epoch). A worker
+ * keeps the highest epoch it has seen (from register responses and from messages) and
+ * rejects a message with a lower epoch: requests get the error
+ * "stale epoch <e> < <highest>", one-way messages are dropped, and either way it logs
+ * the event `-rejected-stale-epoch epoch=<e> highest=<h> type=<t>`.
+ *
+ * Identifiers: resource ids and job ids are 32 lowercase hex digits (common/ids.h).
+ * A job's attempt number counts its deployments (1 for the first, +1 on each restart or
+ * recovery); tasks are named by (job, attempt, vertex, subtask) and a message about an
+ * older attempt than the current one is ignored by both sides.
+ *
+ * Worker -> coordinator
+ *   PROTO_REGISTER (call)  {resource_id: str, host: str, data_port: uint, slots: uint,
+ *                           pid: uint}
+ *       response ok        {epoch: uint, heartbeat_interval_ms: uint,
+ *                           heartbeat_timeout_ms: uint}
+ *       A worker re-registers on every new leader and after a reconnect. Registering an
+ *       id that is already registered replaces the old registration (its connection is
+ *       closed and its tasks are treated as lost).
+ *   PROTO_HEARTBEAT (one-way, every heartbeat_interval_ms)
+ *                          {resource_id: str, tasks: [PROTO task report]}
+ *   PROTO_TASK_STATE (one-way, on every task state change)
+ *                          {job: str, attempt: uint, vertex: uint, subtask: uint,
+ *                           state: str (PROTO_TASK_*), error: str (FAILED only),
+ *                           records_in: uint, records_out: uint}
+ *   task report            {job: str, attempt: uint, vertex: uint, subtask: uint,
+ *                           slot: uint, state: str, records_in: uint, records_out: uint}
+ *
+ * Coordinator -> worker (all carry epoch)
+ *   PROTO_DEPLOY (call)    {job: str, attempt: uint, graph: bin (job_graph_encode
+ *                           bytes), tasks: [{vertex: uint, subtask: uint, slot: uint}],
+ *                           restore: bin (optional; checkpoint state for these tasks,
+ *                           defined by the dataflow issue)}
+ *       response ok {} once the tasks are started (state DEPLOYING -> RUNNING follows
+ *       as PROTO_TASK_STATE), or an error (unknown operator, slot busy, bad graph).
+ *   PROTO_CANCEL (call)    {job: str, attempt: uint}  cancels every task of that job
+ *       attempt on this worker (and of older attempts); response ok {} at once, each
+ *       task then reports CANCELED.
+ *   PROTO_FREE_JOB (one-way) {job: str} drops everything the worker keeps for a job
+ *       that reached a terminal state.
+ */
+#pragma once
+
+#define PROTO_REGISTER "register"
+#define PROTO_HEARTBEAT "heartbeat"
+#define PROTO_TASK_STATE "task_state"
+#define PROTO_DEPLOY "deploy"
+#define PROTO_CANCEL "cancel"
+#define PROTO_FREE_JOB "free_job"
+
+#define PROTO_ERR_NOT_LEADER "not leader"
+
+/* Task (execution) states, as Flink names them. */
+#define PROTO_TASK_DEPLOYING "DEPLOYING"
+#define PROTO_TASK_RUNNING "RUNNING"
+#define PROTO_TASK_FINISHED "FINISHED"
+#define PROTO_TASK_CANCELING "CANCELING"
+#define PROTO_TASK_CANCELED "CANCELED"
+#define PROTO_TASK_FAILED "FAILED"
