@@ -55,15 +55,11 @@ int envelope_unwrap(const void *data, size_t len, const char *kind, uint32_t max
                 return fail(err, err_len, -EBADMSG, "payload is empty");
         msgpack_unpacked up;
         msgpack_unpacked_init(&up);
-        size_t off = 0;
         int r;
-        msgpack_unpack_return ur = msgpack_unpack_next(&up, data, len, &off);
-        if (ur != MSGPACK_UNPACK_SUCCESS) {
-                r = fail(err, err_len, -EBADMSG, "payload is not msgpack (truncated or corrupt)");
-                goto out;
-        }
-        if (off != len) {
-                r = fail(err, err_len, -EBADMSG, "payload has %zu trailing bytes", len - off);
+        const char *why;
+        /* An envelope is one map of four fields: a tiny object budget. */
+        if (msg_unpack_bounded(data, len, 2, 16, &up, &why) < 0) {
+                r = fail(err, err_len, -EBADMSG, "payload is not a flinc envelope (%s)", why);
                 goto out;
         }
         const msgpack_object *root = &up.data;

@@ -10,6 +10,28 @@
 
 #include <msgpack.h>
 
+/* Nesting limit of msgpack containers that msg_precheck accepts (msgpack-c's own
+ * unpacker stack is 32 deep). */
+#define MSG_MAX_DEPTH 32u
+
+/* Walks one msgpack object at data[0..len) without building it, before msgpack-c sees
+ * it: msgpack-c allocates a container's slots from its header alone, so five bytes
+ * could otherwise ask for gigabytes. Every element of a container takes at least one
+ * byte, so the elements still owed may never outnumber the bytes left. max_depth (at
+ * most MSG_MAX_DEPTH) mirrors msgpack-c's stack check: a container header met while
+ * max_depth non-empty containers are open is refused. *objects_left is an object
+ * budget, decremented per object; running out is refused. 0 and *ret_used (the
+ * object's size), or -EBADMSG and *ret_why (a static string). Use it on every msgpack
+ * buffer that comes from a peer or from storage. */
+int msg_precheck(const void *data, size_t len, unsigned max_depth, uint64_t *objects_left,
+                 size_t *ret_used, const char **ret_why);
+
+/* msg_precheck over exactly one object filling data[0..len), then msgpack_unpack_next
+ * into out (initialized by the caller with msgpack_unpacked_init; strings and bins in
+ * it point into data, which must outlive their use). 0 or -EBADMSG with *ret_why. */
+int msg_unpack_bounded(const void *data, size_t len, unsigned max_depth, uint64_t max_objects,
+                       msgpack_unpacked *out, const char **ret_why);
+
 /* The value under a string key of a map object, or NULL (also when obj is no map). */
 const msgpack_object *msg_map_get(const msgpack_object *map, const char *key);
 

@@ -16,7 +16,10 @@
  * Identifiers: resource ids and job ids are 32 lowercase hex digits (common/ids.h).
  * A job's attempt number counts its deployments (1 for the first, +1 on each restart or
  * recovery); tasks are named by (job, attempt, vertex, subtask) and a message about an
- * older attempt than the current one is ignored by both sides.
+ * older attempt than the current one is ignored by both sides. `vertex` is an index into
+ * job_graph.chains (a chain is Flink's JobVertex). A worker orders the deployments of a
+ * job by (epoch of the leader that sent them, attempt): a newer leader's deployment or
+ * cancel supersedes what an older leader deployed, whatever its attempt numbers.
  *
  * Worker -> coordinator
  *   PROTO_REGISTER (call)  {resource_id: str, host: str, data_port: uint, slots: uint,
@@ -42,6 +45,10 @@
  *                           defined by the dataflow issue)}
  *       response ok {} once the tasks are started (state DEPLOYING -> RUNNING follows
  *       as PROTO_TASK_STATE), or an error (unknown operator, slot busy, bad graph).
+ *       Tasks of older (epoch, attempt) of the same job on that worker are canceled by
+ *       it (their CANCELED follows); a deploy older than what the worker runs, or of an
+ *       (epoch, attempt) it was told to cancel, is refused; the same task deployed again
+ *       into the same slot is a no-op.
  *   PROTO_CANCEL (call)    {job: str, attempt: uint}  cancels every task of that job
  *       attempt on this worker (and of older attempts); response ok {} at once, each
  *       task then reports CANCELED.

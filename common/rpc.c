@@ -72,13 +72,6 @@ static void store_be32(uint8_t *p, uint32_t v) {
         p[3] = (uint8_t)v;
 }
 
-static uint64_t load_be(const uint8_t *p, unsigned bytes) {
-        uint64_t v = 0;
-        for (unsigned i = 0; i < bytes; i++)
-                v = v << 8 | p[i];
-        return v;
-}
-
 /* Bytes a peer may put into type, role and name: printable ASCII without space. */
 static bool is_token_char(unsigned char ch) {
         return ch > 0x20 && ch < 0x7f;
@@ -110,128 +103,6 @@ static void printable(char *out, size_t out_len, const char *s, size_t len) {
                 n += 3;
         }
         out[n] = '\0';
-}
-
-/* ---- msgpack pre-check ---- */
-
-/* Walks one msgpack object at p[0..len) without building it: 0 and *ret_used (its
- * size), or -EBADMSG and *ret_why. Every element of a container takes at least one
- * byte, so the elements still owed may never outnumber the bytes left: that bounds what
- * msgpack-c allocates for the same bytes (it allocates a container's slots when it sees
- * the header). max_depth mirrors msgpack-c's stack check: a container header (even an
- * empty one) met while max_depth non-empty containers are open is refused.
- * *objects_left is the object budget, decremented per object; running out is refused. */
-static int mp_skip(const uint8_t *p, size_t len, unsigned max_depth, uint64_t *objects_left,
-                   size_t *ret_used, const char **ret_why) {
-        uint64_t left[RPC_MAX_DEPTH + 1];
-        uint64_t owed = 1; /* elements still to read, over all open levels */
-        unsigned depth = 0;
-        size_t pos = 0;
-
-        left[0] = 1;
-        for (;;) {
-                while (left[depth] == 0) {
-                        if (depth == 0) {
-                                *ret_used = pos;
-                                return 0;
-                        }
-                        depth--;
-                }
-                left[depth]--;
-                owed--;
-                if (*objects_left == 0) {
-                        *ret_why = "more msgpack objects than allowed";
-                        return -EBADMSG;
-                }
-                (*objects_left)--;
-                if (pos >= len) {
-                        *ret_why = "truncated msgpack";
-                        return -EBADMSG;
-                }
-                uint8_t b = p[pos++];
-                uint64_t skip = 0, count = 0;
-                unsigned len_bytes = 0, extra = 0;
-                bool container = false, map = false;
-                if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-                        /* fixint, nil, bool */
-                } else if (b <= 0x8f) {
-                        container = map = true;
-                        count = b & 0x0f;
-                } else if (b <= 0x9f) {
-                        container = true;
-                        count = b & 0x0f;
-                } else if (b <= 0xbf) {
-                        skip = b & 0x1f;
-                } else {
-                        switch (b) {
-                        case 0xc4: case 0xc5: case 0xc6: /* bin 8/16/32 */
-                                len_bytes = 1u << (b - 0xc4);
-                                break;
-                        case 0xc7: case 0xc8: case 0xc9: /* ext 8/16/32: + type byte */
-                                len_bytes = 1u << (b - 0xc7);
-                                extra = 1;
-                                break;
-                        case 0xca: skip = 4; break;
-                        case 0xcb: skip = 8; break;
-                        case 0xcc: case 0xd0: skip = 1; break;
-                        case 0xcd: case 0xd1: skip = 2; break;
-                        case 0xce: case 0xd2: skip = 4; break;
-                        case 0xcf: case 0xd3: skip = 8; break;
-                        case 0xd4: skip = 2; break;  /* fixext 1 + type */
-                        case 0xd5: skip = 3; break;
-                        case 0xd6: skip = 5; break;
-                        case 0xd7: skip = 9; break;
-                        case 0xd8: skip = 17; break;
-                        case 0xd9: case 0xda: case 0xdb: /* str 8/16/32 */
-                                len_bytes = 1u << (b - 0xd9);
-                                break;
-                        case 0xdc: case 0xdd: /* array 16/32 */
-                                container = true;
-                                len_bytes = 2u << (b - 0xdc);
-                                break;
-                        case 0xde: case 0xdf: /* map 16/32 */
-                                container = map = true;
-                                len_bytes = 2u << (b - 0xde);
-                                break;
-                        default: /* 0xc1 */
-                                *ret_why = "msgpack byte 0xc1 (never used)";
-                                return -EBADMSG;
-                        }
-                        if (len_bytes) {
-                                if (len - pos < len_bytes) {
-                                        *ret_why = "truncated msgpack";
-                                        return -EBADMSG;
-                                }
-                                uint64_t n = load_be(p + pos, len_bytes);
-                                pos += len_bytes;
-                                if (container)
-                                        count = n;
-                                else
-                                        skip = n + extra;
-                        }
-                }
-                if (container) {
-                        if (depth >= max_depth) {
-                                *ret_why = "msgpack nested too deep";
-                                return -EBADMSG;
-                        }
-                        if (map)
-                                count *= 2;
-                        if (count > 0) {
-                                if (owed + count > len - pos) {
-                                        *ret_why = "msgpack container larger than the frame";
-                                        return -EBADMSG;
-                                }
-                                left[++depth] = count;
-                                owed += count;
-                        }
-                } else if (skip > len - pos) {
-                        *ret_why = "truncated msgpack";
-                        return -EBADMSG;
-                } else {
-                        pos += (size_t)skip;
-                }
-        }
 }
 
 /* ---- frames ---- */
@@ -278,7 +149,7 @@ int rpc_frame_decode(const void *buf, size_t len, size_t max_frame_bytes,
         size_t used;
         const char *why;
         uint64_t objects_left = RPC_MAX_OBJECTS;
-        r = mp_skip(body, n, RPC_MAX_DEPTH, &objects_left, &used, &why);
+        r = msg_precheck(body, n, RPC_MAX_DEPTH, &objects_left, &used, &why);
         if (r < 0) {
                 set_err(err, err_len, "%s", why);
                 return r;
@@ -401,7 +272,7 @@ static int msg_check(const struct rpc_msg *m, bool reply) {
         for (uint64_t i = 0; i < 2 * (uint64_t)m->nfields; i++) {
                 size_t used;
                 const char *why;
-                if (mp_skip(p + pos, len - pos, RPC_MAX_DEPTH - 1, &objects_left, &used,
+                if (msg_precheck(p + pos, len - pos, RPC_MAX_DEPTH - 1, &objects_left, &used,
                             &why) < 0)
                         return -EINVAL;
                 if (i % 2 == 0 && key_reserved(p + pos, used, reply))

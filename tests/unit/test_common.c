@@ -216,6 +216,12 @@ static void test_envelope(void) {
                 env[i] ^= 0x01;
         }
         free(env);
+        /* A header that claims 2^28 elements in five bytes is refused before msgpack-c
+         * allocates anything for it. */
+        static const unsigned char bomb[] = {0xdd, 0x0f, 0xff, 0xff, 0xff};
+        CHECK_INT(envelope_unwrap(bomb, sizeof(bomb), "flinc.test", 2, &body, &body_len, &v,
+                                  err, sizeof(err)), -EBADMSG);
+        CHECK_CONTAINS(err, "larger than");
 }
 
 static void test_storage_uri(void) {
