@@ -25,6 +25,7 @@ int err_from_zk(int zk_rc) {
         case ZBADVERSION:
                 return -ESTALE;
         case ZCONNECTIONLOSS:
+        case ZSESSIONMOVED:
                 return -ECONNRESET;
         case ZOPERATIONTIMEOUT:
                 return -ETIMEDOUT;

@@ -1,0 +1,534 @@
+/* Unit tests of the worker's pure parts and of one chain and one task run in-process:
+ * generator determinism and its split across subtasks, the rate limiter's arithmetic,
+ * file sink names and rolling, the check that refuses operators the worker lacks, and
+ * the task state machine (worker/ops.h, worker/task.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/fsutil.h"
+#include "common/jobgraph.h"
+#include "unit.h"
+#include "worker/ops.h"
+#include "worker/task.h"
+
+__extension__ typedef unsigned __int128 u128;
+
+static struct job_graph *parse(const char *yaml) {
+        struct job_graph *g = NULL;
+        char err[512] = "";
+        int r = job_graph_parse_yaml("test.yaml", yaml, strlen(yaml), 1, &g, err, sizeof(err));
+        CHECK(r == 0, "job_graph_parse_yaml: %d %s", r, err);
+        return g;
+}
+
+static char tmpdir[256];
+
+static void make_tmpdir(void) {
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/flinc-test-worker-ops-XXXXXX");
+        CHECK(mkdtemp(tmpdir) != NULL, "mkdtemp failed: %s", strerror(errno));
+}
+
+static char *read_file(const char *dir, const char *name, size_t *ret_len) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        char *data = NULL;
+        size_t len = 0;
+        int r = fs_read_all(path, 1u << 24, &data, &len);
+        CHECK(r == 0, "reading %s: %d", path, r);
+        if (ret_len)
+                *ret_len = len;
+        return data;
+}
+
+/* ---- generator ---- */
+
+static void test_gen_subtask_counts(void) {
+        CHECK_INT(wrk_gen_subtask_count(10, 0, 3), 4);
+        CHECK_INT(wrk_gen_subtask_count(10, 1, 3), 3);
+        CHECK_INT(wrk_gen_subtask_count(10, 2, 3), 3);
+        CHECK_INT(wrk_gen_subtask_count(2, 0, 3), 1);
+        CHECK_INT(wrk_gen_subtask_count(2, 1, 3), 1);
+        CHECK_INT(wrk_gen_subtask_count(2, 2, 3), 0);
+        CHECK_INT(wrk_gen_subtask_count(1, 0, 1), 1);
+        CHECK(wrk_gen_subtask_count(0, 0, 4) == UINT64_MAX, "count 0 is unbounded");
+        CHECK_INT(wrk_gen_subtask_count(5, 3, 3), 0); /* subtask out of range */
+        for (uint64_t count = 1; count < 60; count++)
+                for (uint32_t p = 1; p <= 9; p++) {
+                        uint64_t sum = 0;
+                        for (uint32_t i = 0; i < p; i++)
+                                sum += wrk_gen_subtask_count(count, i, p);
+                        CHECK(sum == count, "count %" PRIu64 " p %u: subtasks emit %" PRIu64,
+                              count, p, sum);
+                }
+}
+
+/* Every sequence number below count is emitted by exactly one subtask. */
+static void test_gen_split_covers_once(void) {
+        enum { COUNT = 1000 };
+        static unsigned char seen[COUNT];
+        for (uint32_t p = 1; p <= 8; p++) {
+                memset(seen, 0, sizeof(seen));
+                for (uint32_t i = 0; i < p; i++) {
+                        uint64_t n_i = wrk_gen_subtask_count(COUNT, i, p);
+                        uint64_t prev = 0;
+                        for (uint64_t k = 0; k < n_i; k++) {
+                                uint64_t n = wrk_gen_seq(k, i, p);
+                                CHECK(n < COUNT, "p %u subtask %u k %" PRIu64 ": n %" PRIu64, p, i,
+                                      k, n);
+                                CHECK(k == 0 || n > prev, "sequence of subtask %u not rising", i);
+                                prev = n;
+                                if (n < COUNT)
+                                        seen[n]++;
+                        }
+                }
+                for (uint64_t n = 0; n < COUNT; n++)
+                        CHECK(seen[n] == 1, "p %u: record %" PRIu64 " emitted %d times", p, n,
+                              seen[n]);
+        }
+        CHECK_INT(wrk_gen_seq(0, 2, 4), 2);
+        CHECK_INT(wrk_gen_seq(3, 2, 4), 14);
+}
+
+static void test_gen_words(void) {
+        for (uint64_t n = 0; n < 20; n++)
+                CHECK_INT(wrk_gen_word_index(0, 5, 1, n, 0), n % 5);
+        CHECK_INT(wrk_gen_word_index(3, 5, 1, 4, 0), 2);      /* (3 + 4) % 5 */
+        CHECK_INT(wrk_gen_word_index(0, 10, 3, 4, 2), 4);     /* (12 + 2) % 10 */
+        CHECK_INT(wrk_gen_word_index(7, 1, 1000, 99, 7), 0);  /* one word only */
+        /* Large values against 128-bit arithmetic. */
+        int64_t seeds[] = {0, 1, 42, INT64_MAX};
+        int64_t words[] = {1, 7, 1000, 9999991, 10000000};
+        int64_t lws[] = {1, 3, 1000};
+        uint64_t ns[] = {0, 1, 12345, UINT64_MAX / 3, UINT64_MAX};
+        for (size_t a = 0; a < sizeof(seeds) / sizeof(seeds[0]); a++)
+                for (size_t b = 0; b < sizeof(words) / sizeof(words[0]); b++)
+                        for (size_t c = 0; c < sizeof(lws) / sizeof(lws[0]); c++)
+                                for (size_t d = 0; d < sizeof(ns) / sizeof(ns[0]); d++) {
+                                        uint64_t j = (uint64_t)lws[c] - 1;
+                                        u128 x = (u128)(uint64_t)seeds[a] +
+                                                 (u128)ns[d] * (uint64_t)lws[c] + j;
+                                        uint64_t expect = (uint64_t)(x % (uint64_t)words[b]);
+                                        CHECK_INT(wrk_gen_word_index(seeds[a], words[b], lws[c],
+                                                                     ns[d], j), expect);
+                                }
+}
+
+static void test_gen_format(void) {
+        struct job_generator_params p = {.seed = 0, .words = 10, .line_words = 3};
+        char buf[64];
+        size_t len = 0;
+        CHECK_INT(wrk_gen_format(&p, 4, buf, sizeof(buf), &len), 0);
+        CHECK_STR(buf, "w2 w3 w4");
+        CHECK_INT(len, 8);
+        p.line_words = 1;
+        p.seed = 42;
+        p.words = 1000;
+        CHECK_INT(wrk_gen_format(&p, 7, buf, sizeof(buf), &len), 0);
+        CHECK_STR(buf, "w49");
+        /* Deterministic: the same record twice is the same text. */
+        char again[64];
+        size_t len2 = 0;
+        CHECK_INT(wrk_gen_format(&p, 7, again, sizeof(again), &len2), 0);
+        CHECK(len == len2 && memcmp(buf, again, len) == 0, "record 7 differs between calls");
+        p.line_words = 10;
+        CHECK_INT(wrk_gen_format(&p, 7, buf, 20, &len), -ENOSPC);
+}
+
+/* ---- rate limiter ---- */
+
+/* A consumer that takes what it may and waits as told, on simulated time. */
+static uint64_t simulate(uint64_t rate, uint32_t share, uint64_t duration_us) {
+        struct wrk_rate r;
+        uint64_t now = 1000000, end = now + duration_us, total = 0;
+        wrk_rate_init(&r, rate, share, now);
+        for (int guard = 0; guard < 10000000; guard++) {
+                uint64_t a = wrk_rate_allowance(&r, now, WRK_STEP_MAX_RECORDS);
+                if (a > 0) {
+                        wrk_rate_take(&r, a);
+                        total += a;
+                        continue;
+                }
+                uint64_t w = wrk_rate_wait_us(&r, now);
+                CHECK(w > 0, "allowance 0 but no wait at %" PRIu64, now);
+                if (w == 0)
+                        break;
+                if (now + w > end)
+                        break;
+                now += w;
+        }
+        return total;
+}
+
+static void test_rate_arithmetic(void) {
+        struct wrk_rate r;
+        wrk_rate_init(&r, 1000, 1, 0);
+        CHECK_INT(r.burst, 10);
+        CHECK_INT(wrk_rate_allowance(&r, 0, 1024), 10);
+        wrk_rate_take(&r, 10);
+        CHECK_INT(wrk_rate_allowance(&r, 0, 1024), 0);
+        CHECK_INT(wrk_rate_wait_us(&r, 0), 1000);
+        CHECK_INT(wrk_rate_wait_us(&r, 400), 600);
+        CHECK_INT(wrk_rate_allowance(&r, 1000, 1024), 1);
+        CHECK_INT(wrk_rate_allowance(&r, 1000, 0), 0);
+        /* A stall does not turn into a flood: the schedule restarts with one burst. */
+        CHECK_INT(wrk_rate_allowance(&r, 10000000, 1024), 10);
+        wrk_rate_take(&r, 10);
+        CHECK_INT(wrk_rate_allowance(&r, 10000000, 1024), 0);
+
+        /* Over time the rate holds: burst + rate * seconds. */
+        CHECK_INT(simulate(1000, 1, 1000000), 1010);
+        CHECK_INT(simulate(50, 1, 2000000), 101);
+        /* A job rate of 10/s over 3 subtasks: 10/3 per second each, burst 1. */
+        CHECK_INT(simulate(10, 3, 3000000), 11);
+        /* A rate below the parallelism still emits (a fraction of a record per second). */
+        CHECK_INT(simulate(1, 4, 8000000), 3);
+
+        /* Unlimited. */
+        wrk_rate_init(&r, 0, 4, 5);
+        CHECK_INT(wrk_rate_allowance(&r, 5, 777), 777);
+        CHECK_INT(wrk_rate_wait_us(&r, 5), 0);
+
+        /* Large values do not overflow: a day at 10^9 records/s. */
+        wrk_rate_init(&r, 1000000000, 1, 0);
+        uint64_t day_us = 86400ull * 1000000ull;
+        wrk_rate_take(&r, 86400ull * 1000000000ull);
+        uint64_t a = wrk_rate_allowance(&r, day_us, UINT64_MAX);
+        CHECK(a == r.burst, "expected one burst (%" PRIu64 ") after a day on schedule, seen %"
+              PRIu64, r.burst, a);
+        CHECK_INT(wrk_rate_wait_us(&r, day_us), 0);
+}
+
+/* ---- file sink names ---- */
+
+static void test_part_names(void) {
+        char buf[64];
+        CHECK_INT(wrk_file_part_name(buf, sizeof(buf), 2, 1, 0), 0);
+        CHECK_STR(buf, "part-2-1-0");
+        CHECK_INT(wrk_file_part_name(buf, sizeof(buf), 4294967295u, 4294967295u, 7), 0);
+        CHECK_STR(buf, "part-4294967295-4294967295-7");
+        CHECK_INT(wrk_file_part_name(buf, 8, 2, 1, 0), -ENOSPC);
+}
+
+/* ---- chains ---- */
+
+static void test_chain_check(void) {
+        char err[512];
+        struct job_graph *g = parse("name: ok\npipeline:\n  - generator: {count: 5}\n"
+                                    "  - tokenize\n  - sink: {type: print}\n");
+        if (g) {
+                CHECK_INT(g->n_chains, 1);
+                CHECK_INT(wrk_chain_check(g, 0, err, sizeof(err)), 0);
+                CHECK_INT(wrk_chain_check(g, 1, err, sizeof(err)), -EINVAL);
+        }
+        job_graph_free(g);
+
+        g = parse("name: keyed\npipeline:\n  - generator: {count: 5}\n  - tokenize\n"
+                  "  - key_by: {field: word}\n  - count\n  - sink: {type: discard}\n");
+        if (g) {
+                int r = 0;
+                err[0] = '\0';
+                for (uint32_t ch = 0; ch < g->n_chains && r == 0; ch++)
+                        r = wrk_chain_check(g, ch, err, sizeof(err));
+                CHECK_INT(r, -EOPNOTSUPP);
+                CHECK_CONTAINS(err, "operator 'key_by'");
+                CHECK_CONTAINS(err, "not supported by this worker yet");
+        }
+        job_graph_free(g);
+
+        /* Parallelism 2 into 1: a rebalance over the network. */
+        g = parse("name: rebalance\npipeline:\n  - generator: {count: 5, parallelism: 2}\n"
+                  "  - sink: {type: print, parallelism: 1}\n");
+        if (g) {
+                CHECK_INT(g->n_chains, 2);
+                CHECK_INT(wrk_chain_check(g, 0, err, sizeof(err)), -EOPNOTSUPP);
+                CHECK_CONTAINS(err, "over the network");
+        }
+        job_graph_free(g);
+}
+
+static int run_chain(struct wrk_chain *c) {
+        int r;
+        uint64_t emitted;
+        if ((r = wrk_chain_open(c)) < 0)
+                return r;
+        while ((r = wrk_chain_step(c, WRK_STEP_MAX_RECORDS, &emitted)) == 0)
+                ;
+        if (r < 0)
+                return r;
+        return wrk_chain_finish(c);
+}
+
+static void test_chain_file_sink(void) {
+        char yaml[1024], err[512] = "";
+        snprintf(yaml, sizeof(yaml), "name: f\nparallelism: 2\npipeline:\n"
+                 "  - generator: {seed: 0, words: 3, count: 10}\n"
+                 "  - sink: {type: file, path: 'file://%s/out'}\n", tmpdir);
+        struct job_graph *g = parse(yaml);
+        if (!g)
+                return;
+        struct wrk_chain *c = NULL;
+        struct wrk_chain_ctx ctx = {.job = "0123456789abcdef0123456789abcdef", .attempt = 1,
+                                    .subtask = 1, .parallelism = 2};
+        int r = wrk_chain_create(g, 0, &ctx, &c, err, sizeof(err));
+        CHECK(r == 0, "wrk_chain_create: %d %s", r, err);
+        if (r == 0) {
+                CHECK_STR(wrk_chain_describe(c), "generator -> sink:file");
+                r = run_chain(c);
+                CHECK(r == 0, "chain run: %d %s", r, wrk_chain_error(c));
+                CHECK_INT(wrk_chain_records_in(c), 5);
+                CHECK_INT(wrk_chain_records_out(c), 5);
+                char dir[300];
+                snprintf(dir, sizeof(dir), "%s/out", tmpdir);
+                char *data = read_file(dir, "part-1-1-0", NULL);
+                /* records 1, 3, 5, 7, 9: words n % 3 */
+                CHECK_STR(data, "w1\nw0\nw2\nw1\nw0\n");
+                free(data);
+        }
+        wrk_chain_destroy(c);
+
+        /* The other subtask, into the same directory. */
+        ctx.subtask = 0;
+        c = NULL;
+        r = wrk_chain_create(g, 0, &ctx, &c, err, sizeof(err));
+        CHECK(r == 0, "wrk_chain_create: %d %s", r, err);
+        if (r == 0) {
+                CHECK_INT(run_chain(c), 0);
+                char dir[300];
+                snprintf(dir, sizeof(dir), "%s/out", tmpdir);
+                char *data = read_file(dir, "part-0-1-0", NULL);
+                CHECK_STR(data, "w0\nw2\nw1\nw0\nw2\n");
+                free(data);
+        }
+        wrk_chain_destroy(c);
+        job_graph_free(g);
+}
+
+static void test_chain_file_roll(void) {
+        char yaml[1024], err[512] = "";
+        snprintf(yaml, sizeof(yaml), "name: roll\npipeline:\n"
+                 "  - generator: {words: 10, count: 600}\n"
+                 "  - sink: {type: file, path: '%s/roll', part_size: 1 kb}\n", tmpdir);
+        struct job_graph *g = parse(yaml);
+        if (!g)
+                return;
+        struct wrk_chain *c = NULL;
+        struct wrk_chain_ctx ctx = {.job = "0123456789abcdef0123456789abcdef", .attempt = 3,
+                                    .subtask = 0, .parallelism = 1};
+        int r = wrk_chain_create(g, 0, &ctx, &c, err, sizeof(err));
+        CHECK(r == 0, "wrk_chain_create: %d %s", r, err);
+        if (r == 0) {
+                CHECK_INT(run_chain(c), 0);
+                char dir[300];
+                snprintf(dir, sizeof(dir), "%s/roll", tmpdir);
+                size_t l0 = 0, l1 = 0;
+                char *p0 = read_file(dir, "part-0-3-0", &l0);
+                char *p1 = read_file(dir, "part-0-3-1", &l1);
+                /* 600 lines of 3 bytes: 1800 bytes, rolled once past 1024 */
+                CHECK_INT(l0, 1026);
+                CHECK_INT(l1, 774);
+                char p2[400];
+                snprintf(p2, sizeof(p2), "%s/part-0-3-2", dir);
+                CHECK(access(p2, F_OK) != 0, "%s exists; no third part was due", p2);
+                CHECK(p0 && strncmp(p0, "w0\nw1\nw2\n", 9) == 0, "first part starts with w0 w1 w2");
+                free(p0);
+                free(p1);
+        }
+        wrk_chain_destroy(c);
+        job_graph_free(g);
+}
+
+static void test_chain_print_tokenize(void) {
+        char err[512] = "";
+        struct job_graph *g = parse("name: p\nparallelism: 2\npipeline:\n"
+                                    "  - generator: {words: 4, count: 4, line_words: 2}\n"
+                                    "  - tokenize\n  - sink: {type: print}\n");
+        if (!g)
+                return;
+        FILE *out = tmpfile();
+        CHECK(out != NULL, "tmpfile");
+        struct wrk_chain *c = NULL;
+        struct wrk_chain_ctx ctx = {.job = "0123456789abcdef0123456789abcdef", .attempt = 1,
+                                    .subtask = 1, .parallelism = 2, .out = out};
+        int r = wrk_chain_create(g, 0, &ctx, &c, err, sizeof(err));
+        CHECK(r == 0, "wrk_chain_create: %d %s", r, err);
+        if (r == 0 && out) {
+                CHECK_INT(run_chain(c), 0);
+                CHECK_INT(wrk_chain_records_in(c), 2);  /* records 1 and 3 */
+                CHECK_INT(wrk_chain_records_out(c), 4); /* two words each */
+                char text[256] = "";
+                rewind(out);
+                size_t n = fread(text, 1, sizeof(text) - 1, out);
+                text[n] = '\0';
+                /* record 1: words 2, 3; record 3: words 6 % 4, 7 % 4 */
+                CHECK_STR(text, "2> w2\n2> w3\n2> w2\n2> w3\n");
+        }
+        wrk_chain_destroy(c);
+        if (out)
+                fclose(out);
+        job_graph_free(g);
+}
+
+/* ---- tasks ---- */
+
+static pthread_mutex_t notify_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t notify_cond = PTHREAD_COND_INITIALIZER;
+static int notify_count;
+
+static void on_notify(void *arg) {
+        (void)arg;
+        pthread_mutex_lock(&notify_mu);
+        notify_count++;
+        pthread_cond_broadcast(&notify_cond);
+        pthread_mutex_unlock(&notify_mu);
+}
+
+/* Waits (with a deadline) until t is terminal. */
+static bool wait_terminal(struct wrk_task *t, double seconds) {
+        uint64_t deadline = clock_mono_us() + (uint64_t)(seconds * unit_timeout_scale() * 1e6);
+        pthread_mutex_lock(&notify_mu);
+        while (!wrk_task_is_terminal(t) && clock_mono_us() < deadline) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 50 * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&notify_cond, &notify_mu, &ts);
+        }
+        pthread_mutex_unlock(&notify_mu);
+        return wrk_task_is_terminal(t);
+}
+
+static void take_states(struct wrk_task *t, char *buf, size_t len) {
+        struct wrk_task_change ch;
+        size_t pos = 0;
+        buf[0] = '\0';
+        while (wrk_task_take_change(t, &ch) && pos < len)
+                pos += (size_t)snprintf(buf + pos, len - pos, "%s%s", pos ? " " : "",
+                                        wrk_task_state_name(ch.state));
+}
+
+static void test_task_lifecycle(void) {
+        char err[512] = "", states[256];
+        struct job_graph *g = parse("name: t\npipeline:\n  - generator: {count: 1000}\n"
+                                    "  - sink: {type: discard}\n");
+        struct wrk_graph *wg = NULL;
+        if (!g || wrk_graph_create(g, &wg) < 0)
+                return;
+        struct wrk_task_options opts = {.notify = on_notify};
+        struct wrk_task_id id = {.job = "0123456789abcdef0123456789abcdef", .epoch = 1,
+                                 .attempt = 1};
+        struct wrk_task *t = NULL;
+        int r = wrk_task_create(&id, wg, &opts, &t, err, sizeof(err));
+        CHECK(r == 0, "wrk_task_create: %d %s", r, err);
+        if (r == 0) {
+                CHECK_INT(wrk_task_start(t), 0);
+                CHECK(wait_terminal(t, 10), "bounded task did not finish");
+                wrk_task_join(t);
+                take_states(t, states, sizeof(states));
+                CHECK_STR(states, "DEPLOYING RUNNING FINISHED");
+                struct wrk_task_change rep;
+                wrk_task_report(t, &rep);
+                CHECK_INT(rep.records_in, 1000);
+                CHECK_INT(rep.records_out, 1000);
+                wrk_task_cancel(t); /* after the end: no change */
+                take_states(t, states, sizeof(states));
+                CHECK_STR(states, "");
+        }
+        wrk_task_destroy(t);
+        wrk_graph_unref(wg);
+
+        /* Unbounded and slow: a cancel wakes it out of its rate limiter at once. */
+        g = parse("name: u\npipeline:\n  - generator: {rate: 1}\n  - sink: {type: discard}\n");
+        wg = NULL;
+        if (!g || wrk_graph_create(g, &wg) < 0)
+                return;
+        t = NULL;
+        r = wrk_task_create(&id, wg, &opts, &t, err, sizeof(err));
+        CHECK(r == 0, "wrk_task_create: %d %s", r, err);
+        if (r == 0) {
+                CHECK_INT(wrk_task_start(t), 0);
+                uint64_t deadline = clock_mono_us() + (uint64_t)(10e6 * unit_timeout_scale());
+                while (wrk_task_state(t) != WRK_TASK_RUNNING && clock_mono_us() < deadline) {
+                        pthread_mutex_lock(&notify_mu);
+                        struct timespec ts;
+                        clock_gettime(CLOCK_REALTIME, &ts);
+                        ts.tv_sec += 1;
+                        if (wrk_task_state(t) != WRK_TASK_RUNNING)
+                                pthread_cond_timedwait(&notify_cond, &notify_mu, &ts);
+                        pthread_mutex_unlock(&notify_mu);
+                }
+                CHECK_STR(wrk_task_state_name(wrk_task_state(t)), "RUNNING");
+                uint64_t t0 = clock_mono_us();
+                wrk_task_cancel(t);
+                CHECK(wait_terminal(t, 10), "canceled task did not stop");
+                uint64_t took_ms = (clock_mono_us() - t0) / 1000;
+                CHECK(took_ms < 900, "cancel took %" PRIu64 " ms; the rate limiter wait (1 s) "
+                      "was not interrupted", took_ms);
+                wrk_task_join(t);
+                take_states(t, states, sizeof(states));
+                CHECK_STR(states, "DEPLOYING RUNNING CANCELING CANCELED");
+        }
+        wrk_task_destroy(t);
+
+        /* A chain that fails at open: FAILED with the reason. */
+        wrk_graph_unref(wg);
+        g = parse("name: bad\npipeline:\n  - generator: {count: 3}\n"
+                  "  - sink: {type: file, path: /proc/no-such-dir/out}\n");
+        wg = NULL;
+        if (!g || wrk_graph_create(g, &wg) < 0)
+                return;
+        t = NULL;
+        r = wrk_task_create(&id, wg, &opts, &t, err, sizeof(err));
+        CHECK(r == 0, "wrk_task_create: %d %s", r, err);
+        if (r == 0) {
+                CHECK_INT(wrk_task_start(t), 0);
+                CHECK(wait_terminal(t, 10), "failing task did not end");
+                wrk_task_join(t);
+                struct wrk_task_change rep;
+                wrk_task_report(t, &rep);
+                CHECK_STR(wrk_task_state_name(rep.state), "FAILED");
+                CHECK_CONTAINS(rep.error, "/proc/no-such-dir/out");
+        }
+        wrk_task_destroy(t);
+        wrk_graph_unref(wg);
+
+        /* Tasks that name no chain or subtask of the graph are refused. */
+        g = parse("name: x\npipeline:\n  - generator: {count: 3}\n  - sink: {type: discard}\n");
+        wg = NULL;
+        if (!g || wrk_graph_create(g, &wg) < 0)
+                return;
+        id.vertex = 1;
+        t = NULL;
+        CHECK_INT(wrk_task_create(&id, wg, &opts, &t, err, sizeof(err)), -EINVAL);
+        CHECK_CONTAINS(err, "vertex 1 does not exist");
+        id.vertex = 0;
+        id.subtask = 1;
+        CHECK_INT(wrk_task_create(&id, wg, &opts, &t, err, sizeof(err)), -EINVAL);
+        CHECK_CONTAINS(err, "subtask 1 of vertex 0 does not exist");
+        wrk_graph_unref(wg);
+}
+
+int main(void) {
+        make_tmpdir();
+        RUN(test_gen_subtask_counts);
+        RUN(test_gen_split_covers_once);
+        RUN(test_gen_words);
+        RUN(test_gen_format);
+        RUN(test_rate_arithmetic);
+        RUN(test_part_names);
+        RUN(test_chain_check);
+        RUN(test_chain_file_sink);
+        RUN(test_chain_file_roll);
+        RUN(test_chain_print_tokenize);
+        RUN(test_task_lifecycle);
+        fs_rm_rf(tmpdir);
+        return unit_done();
+}

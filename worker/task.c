@@ -1,0 +1,344 @@
+/* Task threads and the task state machine (see task.h). */
+#include "worker/task.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/proto.h"
+#include "worker/ops.h"
+
+struct wrk_task {
+        struct wrk_task_id id;
+        struct wrk_graph *graph;
+        struct wrk_chain *chain; /* owned by the thread once started */
+        struct wrk_task_options opts;
+        char describe[512];
+        pthread_t thread;
+        bool started;
+        bool joined;
+
+        pthread_mutex_t mu;
+        pthread_cond_t cond; /* CLOCK_MONOTONIC; signaled by a cancel */
+        atomic_bool cancel;
+        /* under mu */
+        enum wrk_task_state state;
+        struct wrk_task_change changes[WRK_TASK_MAX_CHANGES];
+        uint32_t n_changes;
+        char error[WRK_TASK_ERROR_BYTES];
+
+        _Atomic uint64_t records_in;
+        _Atomic uint64_t records_out;
+};
+
+const char *wrk_task_state_name(enum wrk_task_state s) {
+        switch (s) {
+        case WRK_TASK_DEPLOYING: return PROTO_TASK_DEPLOYING;
+        case WRK_TASK_RUNNING: return PROTO_TASK_RUNNING;
+        case WRK_TASK_FINISHED: return PROTO_TASK_FINISHED;
+        case WRK_TASK_CANCELING: return PROTO_TASK_CANCELING;
+        case WRK_TASK_CANCELED: return PROTO_TASK_CANCELED;
+        case WRK_TASK_FAILED: return PROTO_TASK_FAILED;
+        }
+        return "UNKNOWN";
+}
+
+bool wrk_task_state_is_terminal(enum wrk_task_state s) {
+        return s == WRK_TASK_FINISHED || s == WRK_TASK_CANCELED || s == WRK_TASK_FAILED;
+}
+
+int wrk_graph_create(struct job_graph *g, struct wrk_graph **ret) {
+        struct wrk_graph *wg = calloc(1, sizeof(*wg));
+        if (!wg) {
+                job_graph_free(g);
+                return -ENOMEM;
+        }
+        atomic_init(&wg->refs, 1);
+        wg->g = g;
+        *ret = wg;
+        return 0;
+}
+
+struct wrk_graph *wrk_graph_ref(struct wrk_graph *wg) {
+        if (wg)
+                atomic_fetch_add(&wg->refs, 1);
+        return wg;
+}
+
+void wrk_graph_unref(struct wrk_graph *wg) {
+        if (!wg || atomic_fetch_sub(&wg->refs, 1) != 1)
+                return;
+        job_graph_free(wg->g);
+        free(wg);
+}
+
+/* Appends a change under t->mu. The queue never overflows: a task passes through at
+ * most DEPLOYING, CANCELING, RUNNING and one terminal state; should it be full anyway,
+ * the newest change replaces the last one (the latest state is what counts). */
+static void push_change_locked(struct wrk_task *t) {
+        struct wrk_task_change ch = {.state = t->state,
+                                     .records_in = atomic_load(&t->records_in),
+                                     .records_out = atomic_load(&t->records_out)};
+        if (t->state == WRK_TASK_FAILED)
+                snprintf(ch.error, sizeof(ch.error), "%s", t->error);
+        if (t->n_changes == WRK_TASK_MAX_CHANGES)
+                t->n_changes--;
+        t->changes[t->n_changes++] = ch;
+}
+
+/* Moves the task to s from the task thread. A task that is CANCELING does not go back to
+ * RUNNING. Returns false if the change was not made. */
+static bool set_state(struct wrk_task *t, enum wrk_task_state s, const char *error) {
+        pthread_mutex_lock(&t->mu);
+        if (wrk_task_state_is_terminal(t->state) ||
+            (s == WRK_TASK_RUNNING && t->state == WRK_TASK_CANCELING)) {
+                pthread_mutex_unlock(&t->mu);
+                return false;
+        }
+        t->state = s;
+        if (error)
+                snprintf(t->error, sizeof(t->error), "%s", error);
+        push_change_locked(t);
+        pthread_mutex_unlock(&t->mu);
+        if (t->opts.notify)
+                t->opts.notify(t->opts.notify_arg);
+        return true;
+}
+
+static void publish_counters(struct wrk_task *t) {
+        atomic_store(&t->records_in, wrk_chain_records_in(t->chain));
+        atomic_store(&t->records_out, wrk_chain_records_out(t->chain));
+}
+
+/* Waits on the task's condition variable until the monotonic time deadline_us or a
+ * cancel. */
+static void wait_until(struct wrk_task *t, uint64_t deadline_us) {
+        struct timespec ts = {.tv_sec = (time_t)(deadline_us / 1000000u),
+                              .tv_nsec = (long)(deadline_us % 1000000u) * 1000};
+        pthread_mutex_lock(&t->mu);
+        while (!atomic_load(&t->cancel) && clock_mono_us() < deadline_us) {
+                int r = pthread_cond_timedwait(&t->cond, &t->mu, &ts);
+                if (r == ETIMEDOUT)
+                        break;
+        }
+        pthread_mutex_unlock(&t->mu);
+}
+
+static void *task_main(void *arg) {
+        struct wrk_task *t = arg;
+        enum wrk_task_state end = WRK_TASK_CANCELED;
+        char error[WRK_TASK_ERROR_BYTES] = "";
+        struct wrk_rate rate;
+        uint64_t rate_per_s;
+        uint32_t share;
+        int r;
+
+        if (atomic_load(&t->cancel))
+                goto out;
+        r = wrk_chain_open(t->chain);
+        if (r < 0) {
+                snprintf(error, sizeof(error), "%s", wrk_chain_error(t->chain));
+                end = WRK_TASK_FAILED;
+                goto out;
+        }
+        if (!set_state(t, WRK_TASK_RUNNING, NULL))
+                goto out;
+        wrk_chain_rate(t->chain, &rate_per_s, &share);
+        wrk_rate_init(&rate, rate_per_s, share, clock_mono_us());
+        for (;;) {
+                if (atomic_load(&t->cancel))
+                        goto out;
+                uint64_t now = clock_mono_us();
+                uint64_t allowed = wrk_rate_allowance(&rate, now, WRK_STEP_MAX_RECORDS);
+                if (allowed == 0) {
+                        uint64_t wait = wrk_rate_wait_us(&rate, now);
+                        wait_until(t, now + (wait > 0 ? wait : 1));
+                        continue;
+                }
+                uint64_t emitted = 0;
+                r = wrk_chain_step(t->chain, allowed, &emitted);
+                wrk_rate_take(&rate, emitted);
+                publish_counters(t);
+                if (r < 0) {
+                        snprintf(error, sizeof(error), "%s", wrk_chain_error(t->chain));
+                        end = WRK_TASK_FAILED;
+                        goto out;
+                }
+                if (r == 1) {
+                        r = wrk_chain_finish(t->chain);
+                        publish_counters(t);
+                        if (r < 0) {
+                                snprintf(error, sizeof(error), "%s", wrk_chain_error(t->chain));
+                                end = WRK_TASK_FAILED;
+                        } else {
+                                end = WRK_TASK_FINISHED;
+                        }
+                        goto out;
+                }
+        }
+out:
+        if (t->chain)
+                publish_counters(t);
+        wrk_chain_destroy(t->chain);
+        t->chain = NULL;
+        set_state(t, end, end == WRK_TASK_FAILED ? error : NULL);
+        return NULL;
+}
+
+int wrk_task_create(const struct wrk_task_id *id, struct wrk_graph *graph,
+                    const struct wrk_task_options *opts, struct wrk_task **ret, char *err,
+                    size_t err_len) {
+        struct wrk_task *t = NULL;
+        pthread_condattr_t ca;
+        int r;
+        if (!id || !graph || !ret)
+                return -EINVAL;
+        const struct job_graph *g = graph->g;
+        if (id->vertex >= g->n_chains) {
+                snprintf(err, err_len, "vertex %" PRIu32 " does not exist (the job has %zu)",
+                         id->vertex, g->n_chains);
+                return -EINVAL;
+        }
+        uint32_t p = g->chains[id->vertex].parallelism;
+        if (id->subtask >= p) {
+                snprintf(err, err_len, "subtask %" PRIu32 " of vertex %" PRIu32
+                         " does not exist (parallelism %" PRIu32 ")", id->subtask, id->vertex, p);
+                return -EINVAL;
+        }
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->id = *id;
+        if (opts)
+                t->opts = *opts;
+        t->state = WRK_TASK_DEPLOYING;
+        atomic_init(&t->cancel, false);
+        atomic_init(&t->records_in, 0);
+        atomic_init(&t->records_out, 0);
+        struct wrk_chain_ctx ctx = {.job = id->job, .attempt = id->attempt,
+                                    .subtask = id->subtask, .parallelism = p,
+                                    .out = t->opts.out, .err = t->opts.err};
+        r = wrk_chain_create(g, id->vertex, &ctx, &t->chain, err, err_len);
+        if (r < 0) {
+                free(t);
+                return r;
+        }
+        snprintf(t->describe, sizeof(t->describe), "%s", wrk_chain_describe(t->chain));
+        pthread_mutex_init(&t->mu, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&t->cond, &ca);
+        pthread_condattr_destroy(&ca);
+        t->graph = wrk_graph_ref(graph);
+        push_change_locked(t); /* DEPLOYING */
+        *ret = t;
+        return 0;
+}
+
+int wrk_task_start(struct wrk_task *t) {
+        sigset_t all, old;
+        pthread_attr_t attr;
+        char name[16];
+        /* Task threads take no signals: the control loop handles them. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 1u << 20);
+        int r = -pthread_create(&t->thread, &attr, task_main, t);
+        pthread_attr_destroy(&attr);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r < 0) {
+                char why[128];
+                snprintf(why, sizeof(why), "cannot start the task thread: %s", strerror(-r));
+                wrk_chain_destroy(t->chain);
+                t->chain = NULL;
+                pthread_mutex_lock(&t->mu);
+                t->state = WRK_TASK_FAILED;
+                snprintf(t->error, sizeof(t->error), "%s", why);
+                push_change_locked(t);
+                pthread_mutex_unlock(&t->mu);
+                return r;
+        }
+        t->started = true;
+        snprintf(name, sizeof(name), "task-%" PRIu32 "-%" PRIu32, t->id.vertex % 1000u,
+                 t->id.subtask % 10000u);
+        pthread_setname_np(t->thread, name);
+        return 0;
+}
+
+void wrk_task_cancel(struct wrk_task *t) {
+        pthread_mutex_lock(&t->mu);
+        atomic_store(&t->cancel, true);
+        if (!wrk_task_state_is_terminal(t->state) && t->state != WRK_TASK_CANCELING) {
+                t->state = WRK_TASK_CANCELING;
+                push_change_locked(t);
+        }
+        pthread_cond_broadcast(&t->cond);
+        pthread_mutex_unlock(&t->mu);
+}
+
+bool wrk_task_take_change(struct wrk_task *t, struct wrk_task_change *ret) {
+        pthread_mutex_lock(&t->mu);
+        bool any = t->n_changes > 0;
+        if (any) {
+                *ret = t->changes[0];
+                memmove(&t->changes[0], &t->changes[1],
+                        (t->n_changes - 1) * sizeof(t->changes[0]));
+                t->n_changes--;
+        }
+        pthread_mutex_unlock(&t->mu);
+        return any;
+}
+
+void wrk_task_report(struct wrk_task *t, struct wrk_task_change *ret) {
+        pthread_mutex_lock(&t->mu);
+        ret->state = t->state;
+        snprintf(ret->error, sizeof(ret->error), "%s",
+                 t->state == WRK_TASK_FAILED ? t->error : "");
+        pthread_mutex_unlock(&t->mu);
+        ret->records_in = atomic_load(&t->records_in);
+        ret->records_out = atomic_load(&t->records_out);
+}
+
+enum wrk_task_state wrk_task_state(struct wrk_task *t) {
+        pthread_mutex_lock(&t->mu);
+        enum wrk_task_state s = t->state;
+        pthread_mutex_unlock(&t->mu);
+        return s;
+}
+
+bool wrk_task_is_terminal(struct wrk_task *t) {
+        return wrk_task_state_is_terminal(wrk_task_state(t));
+}
+
+void wrk_task_join(struct wrk_task *t) {
+        if (t && t->started && !t->joined) {
+                pthread_join(t->thread, NULL);
+                t->joined = true;
+        }
+}
+
+const struct wrk_task_id *wrk_task_id(const struct wrk_task *t) {
+        return &t->id;
+}
+
+const char *wrk_task_describe(const struct wrk_task *t) {
+        return t->describe;
+}
+
+void wrk_task_destroy(struct wrk_task *t) {
+        if (!t)
+                return;
+        wrk_task_cancel(t);
+        wrk_task_join(t);
+        wrk_chain_destroy(t->chain); /* never started */
+        pthread_cond_destroy(&t->cond);
+        pthread_mutex_destroy(&t->mu);
+        wrk_graph_unref(t->graph);
+        free(t);
+}
