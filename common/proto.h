@@ -54,6 +54,43 @@
  *       task then reports CANCELED.
  *   PROTO_FREE_JOB (one-way) {job: str} drops everything the worker keeps for a job
  *       that reached a terminal state.
+ *
+ * Data plane and checkpoints (the dataflow issue; both sides implement these):
+ *   PROTO_REGISTER carries the worker's data-plane `data_port` (a real listening port;
+ *   data connections between workers use common/rpc.h frames with hello role "data").
+ *   PROTO_DEPLOY adds, per task, `restore`: [bin ...] (optional) — the serialized
+ *   subtask states (PROTO_ACK_CHECKPOINT `state` payloads) this task restores from:
+ *   one for the same parallelism, several when the parallelism changed (the worker
+ *   clips keyed state to its key-group range and redistributes operator list state);
+ *   and per job `peers`: [{vertex: uint, subtask: uint, host: str, data_port: uint}]
+ *   for every subtask of the attempt, so a task can reach its downstream subtasks; and
+ *   `restored_checkpoint`: uint (0 = fresh start).
+ *   PROTO_TRIGGER_CHECKPOINT (one-way, leader -> workers running source subtasks)
+ *                          {job: str, attempt: uint, checkpoint: uint, timestamp_ms: uint,
+ *                           savepoint: bool}
+ *       each source subtask of that job attempt on the worker records its position
+ *       and emits barrier `checkpoint` into its outputs.
+ *   PROTO_ACK_CHECKPOINT (one-way, worker -> leader, one per subtask)
+ *                          {job: str, attempt: uint, checkpoint: uint, vertex: uint,
+ *                           subtask: uint, state: bin (the subtask state, an envelope of
+ *                           kind "flinc.subtask-state": keyed state handles
+ *                           (statebackend/handle.h) and operator state: source
+ *                           positions, sink pending files), state_bytes: uint,
+ *                           incremental_bytes: uint (bytes this checkpoint copied),
+ *                           sync_ms: uint, async_ms: uint, alignment_ms: uint,
+ *                           alignment_bytes: uint}
+ *   PROTO_DECLINE_CHECKPOINT (one-way, worker -> leader)
+ *                          {job: str, attempt: uint, checkpoint: uint, vertex: uint,
+ *                           subtask: uint, reason: str}
+ *   PROTO_CHECKPOINT_COMPLETE (one-way, leader -> every worker of the job attempt)
+ *                          {job: str, attempt: uint, checkpoint: uint}
+ *       sinks commit what checkpoint n made pending; state backends confirm n as their
+ *       new incremental base. Sent only after chk-n/_metadata and its fenced pointer in
+ *       ZooKeeper are written.
+ *   PROTO_CHECKPOINT_ABORT (one-way, leader -> every worker of the job attempt)
+ *                          {job: str, attempt: uint, checkpoint: uint, reason: str}
+ *       backends drop n (its uploads are never referenced); sinks keep n's pending
+ *       files pending, to be committed with a later checkpoint.
  */
 #pragma once
 
@@ -63,6 +100,11 @@
 #define PROTO_DEPLOY "deploy"
 #define PROTO_CANCEL "cancel"
 #define PROTO_FREE_JOB "free_job"
+#define PROTO_TRIGGER_CHECKPOINT "trigger_checkpoint"
+#define PROTO_ACK_CHECKPOINT "ack_checkpoint"
+#define PROTO_DECLINE_CHECKPOINT "decline_checkpoint"
+#define PROTO_CHECKPOINT_COMPLETE "checkpoint_complete"
+#define PROTO_CHECKPOINT_ABORT "checkpoint_abort"
 
 #define PROTO_ERR_NOT_LEADER "not leader"
 
