@@ -1,0 +1,566 @@
+/* Incremental checkpoints: the synchronous RocksDB checkpoint, the asynchronous upload
+ * of new SST files under fresh uids plus one private pack, and the confirm / abort
+ * bookkeeping that decides which files later checkpoints may reuse (snapshot.h). */
+#include "statebackend/snapshot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/crc32c.h"
+#include "common/fsutil.h"
+#include "statebackend/sb_internal.h"
+
+#define SB_PRIVATE_MAX_BYTES (256u << 20)
+
+struct sb_snapshot {
+        struct sb_shared *shared;
+        uint64_t checkpoint_id;
+        char dir[SB_PATH_MAX];
+        struct sb_filemap *base;  /* the base when the snapshot was taken */
+        bool uploaded;
+};
+
+uint64_t sb_snapshot_checkpoint_id(const struct sb_snapshot *snap) {
+        return snap->checkpoint_id;
+}
+
+/* Under s->lock. */
+static struct sb_pending *pending_find(struct sb_shared *s, uint64_t id) {
+        for (size_t i = 0; i < s->n_pending; i++)
+                if (s->pending[i].checkpoint_id == id)
+                        return &s->pending[i];
+        return NULL;
+}
+
+/* Under s->lock: removes p (after clearing it) from the array. */
+static void pending_remove(struct sb_shared *s, struct sb_pending *p) {
+        sb_pending_clear(p);
+        size_t i = (size_t)(p - s->pending);
+        s->pending[i] = s->pending[--s->n_pending];
+}
+
+static bool aborted_before(struct sb_shared *s, uint64_t id) {
+        for (size_t i = 0; i < SB_ABORTED_RING; i++)
+                if (s->aborted[i] == id)
+                        return true;
+        return false;
+}
+
+int sb_snapshot_sync(struct sb_backend *b, uint64_t checkpoint_id,
+                     struct sb_snapshot **ret_snap, char *err, size_t err_len) {
+        struct sb_shared *s = b->shared;
+        if (checkpoint_id == 0)
+                return sb_fail(err, err_len, -EINVAL, "checkpoint id 0 is not valid");
+        struct sb_snapshot *snap = calloc(1, sizeof(*snap));
+        if (!snap)
+                return -ENOMEM;
+        snap->checkpoint_id = checkpoint_id;
+        int r = sb_path(snap->dir, sizeof(snap->dir), "%s/snap-%" PRIu64, b->local_dir,
+                        checkpoint_id);
+        if (r < 0) {
+                free(snap);
+                return sb_fail(err, err_len, r, "local snapshot path is too long");
+        }
+
+        pthread_mutex_lock(&s->lock);
+        if (pending_find(s, checkpoint_id)) {
+                r = sb_fail(err, err_len, -EEXIST, "checkpoint %" PRIu64 " was snapshotted "
+                            "before on this backend", checkpoint_id);
+        } else if (aborted_before(s, checkpoint_id)) {
+                r = sb_fail(err, err_len, -ECANCELED, "checkpoint %" PRIu64 " is aborted",
+                            checkpoint_id);
+        } else if (s->n_pending == s->cap_pending) {
+                size_t ncap = s->cap_pending ? s->cap_pending * 2 : 8;
+                struct sb_pending *np = realloc(s->pending, ncap * sizeof(*np));
+                if (np) {
+                        s->pending = np;
+                        s->cap_pending = ncap;
+                } else {
+                        r = -ENOMEM;
+                }
+        }
+        if (r == 0) {
+                s->pending[s->n_pending++] = (struct sb_pending){
+                        .checkpoint_id = checkpoint_id,
+                        .state = SB_PENDING_SYNCED,
+                };
+                snap->base = sb_filemap_ref(s->base);
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (r < 0) {
+                free(snap);
+                return r;
+        }
+        snap->shared = sb_shared_ref(s);
+
+        char *e = NULL;
+        (void)fs_rm_rf(snap->dir); /* a leftover of a crashed run; RocksDB needs it gone */
+        rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(b->db, &e);
+        if (!e)
+                /* log_size_for_flush 0: always flush; with the WAL off this is what puts
+                 * the memtables into the snapshot. */
+                rocksdb_checkpoint_create(cp, snap->dir, 0, &e);
+        if (cp)
+                rocksdb_checkpoint_object_destroy(cp);
+        if (e) {
+                r = sb_fail_rocks(err, err_len, e, "RocksDB checkpoint of %s into %s",
+                                  b->db_dir, snap->dir);
+                sb_snapshot_destroy(snap);
+                return r;
+        }
+        *ret_snap = snap;
+        return 0;
+}
+
+void sb_snapshot_destroy(struct sb_snapshot *snap) {
+        if (!snap)
+                return;
+        (void)fs_rm_rf(snap->dir); /* hard links only; a failure leaves local garbage that
+                                      the next backend on this directory removes */
+        if (snap->shared) {
+                struct sb_shared *s = snap->shared;
+                pthread_mutex_lock(&s->lock);
+                struct sb_pending *p = pending_find(s, snap->checkpoint_id);
+                if (p && p->state != SB_PENDING_DONE)
+                        pending_remove(s, p);
+                pthread_mutex_unlock(&s->lock);
+                sb_shared_unref(s);
+        }
+        sb_filemap_unref(snap->base);
+        free(snap);
+}
+
+/* ---- upload ----------------------------------------------------------------------- */
+
+struct upload {
+        struct sb_snapshot *snap;
+        const char *job_dir;
+        char *err;
+        size_t err_len;
+        char **names;           /* entries of the snapshot directory, sorted */
+        size_t n_names;
+        struct sb_fileinfo *files;
+        size_t n_files;
+        bool *is_new;
+        char **uploaded;        /* relative paths created in job_dir */
+        size_t n_uploaded;
+        struct sb_handle_member *members;
+        size_t n_members;
+        struct sb_upload_stats stats;
+};
+
+static int cmp_name(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int list_dir(struct upload *u) {
+        DIR *d = opendir(u->snap->dir);
+        if (!d)
+                return sb_fail(u->err, u->err_len, -errno, "reading local snapshot %s: %s",
+                               u->snap->dir, err_str(-errno));
+        size_t cap = 0;
+        struct dirent *e;
+        int r = 0;
+        while ((e = readdir(d))) {
+                if (e->d_name[0] == '.')
+                        continue;
+                if (u->n_names == cap) {
+                        cap = cap ? cap * 2 : 64;
+                        char **nn = realloc(u->names, cap * sizeof(*nn));
+                        if (!nn) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        u->names = nn;
+                }
+                u->names[u->n_names] = strdup(e->d_name);
+                if (!u->names[u->n_names]) {
+                        r = -ENOMEM;
+                        break;
+                }
+                u->n_names++;
+        }
+        closedir(d);
+        if (r == 0 && u->n_names)
+                qsort(u->names, u->n_names, sizeof(*u->names), cmp_name);
+        return r;
+}
+
+static int note_upload(struct upload *u, const char *rel) {
+        char **nu = realloc(u->uploaded, (u->n_uploaded + 1) * sizeof(*nu));
+        if (!nu)
+                return -ENOMEM;
+        u->uploaded = nu;
+        u->uploaded[u->n_uploaded] = strdup(rel);
+        if (!u->uploaded[u->n_uploaded])
+                return -ENOMEM;
+        u->n_uploaded++;
+        return 0;
+}
+
+static bool aborted_now(struct sb_snapshot *snap) {
+        struct sb_shared *s = snap->shared;
+        pthread_mutex_lock(&s->lock);
+        struct sb_pending *p = pending_find(s, snap->checkpoint_id);
+        bool aborted = !p || p->state == SB_PENDING_ABORTED;
+        pthread_mutex_unlock(&s->lock);
+        return aborted;
+}
+
+/* One SST: reused from the base when the base has it with the same size, else verified
+ * and copied to shared/<fresh uid>.sst. */
+static int upload_sst(struct upload *u, const char *name) {
+        char src[SB_PATH_MAX], dst[SB_PATH_MAX], rel[64];
+        struct stat st;
+        int r = sb_path(src, sizeof(src), "%s/%s", u->snap->dir, name);
+        if (r < 0)
+                return sb_fail(u->err, u->err_len, r, "path of %s is too long", name);
+        if (stat(src, &st) < 0)
+                return sb_fail(u->err, u->err_len, -errno, "SST file %s: %s", name,
+                               err_str(-errno));
+        struct sb_fileinfo *f = &u->files[u->n_files];
+        bool *is_new = &u->is_new[u->n_files];
+        const struct sb_fileinfo *old = sb_filemap_find(u->snap->base, name);
+        if (old && old->size_bytes == (uint64_t)st.st_size) {
+                *f = *old;
+                *is_new = false;
+                u->n_files++;
+                u->stats.reused_sst_bytes += f->size_bytes;
+                return 0;
+        }
+        uint32_t crc;
+        uint64_t size;
+        char why[SB_ERR_MAX];
+        r = sb_sst_verify(src, name, &crc, &size, why, sizeof(why));
+        if (r < 0)
+                return sb_fail(u->err, u->err_len, r, "checkpoint %" PRIu64 ": %s",
+                               u->snap->checkpoint_id, why);
+        struct flinc_id id;
+        r = id_generate(&id);
+        if (r < 0)
+                return sb_fail(u->err, u->err_len, r, "generating a uid: %s", err_str(r));
+        memset(f, 0, sizeof(*f));
+        snprintf(f->local, sizeof(f->local), "%s", name);
+        id_format(&id, f->uid);
+        f->size_bytes = size;
+        f->crc32c = crc;
+        snprintf(rel, sizeof(rel), "shared/%s.sst", f->uid);
+        r = sb_path(dst, sizeof(dst), "%s/%s", u->job_dir, rel);
+        if (r < 0)
+                return sb_fail(u->err, u->err_len, r, "checkpoint path is too long");
+        uint64_t copied;
+        r = fs_copy_atomic(src, dst, &crc, NULL, &copied);
+        if (r == 0 && copied != size)
+                r = -EBADMSG;
+        if (r < 0) {
+                if (r == -EBADMSG)
+                        unlink(dst);
+                return sb_fail(u->err, u->err_len, r, "copying SST file %s to %s: %s%s", name,
+                               dst, err_str(r),
+                               r == -EBADMSG ? " (the file changed after it was verified)" : "");
+        }
+        r = note_upload(u, rel);
+        if (r < 0) {
+                unlink(dst);
+                return r;
+        }
+        *is_new = true;
+        u->n_files++;
+        u->stats.new_sst_files++;
+        u->stats.new_sst_bytes += size;
+        return 0;
+}
+
+/* Packs the non-SST files into chk-<n>/sb-<backend>.pack. */
+static int upload_private(struct upload *u, struct sb_handle *h) {
+        struct sb_buf pack = {0};
+        char path[SB_PATH_MAX], dir[SB_PATH_MAX];
+        int r = 0;
+        u->members = calloc(u->n_names ? u->n_names : 1, sizeof(*u->members));
+        if (!u->members)
+                return -ENOMEM;
+        for (size_t i = 0; i < u->n_names && r == 0; i++) {
+                const char *name = u->names[i];
+                if (sb_name_is_sst(name))
+                        continue;
+                if (!sb_name_is_private(name)) {
+                        r = sb_fail(u->err, u->err_len, -EINVAL, "local snapshot %s holds a file "
+                                    "named '%s', which a handle cannot carry", u->snap->dir, name);
+                        break;
+                }
+                char *data = NULL;
+                size_t len = 0;
+                r = sb_path(path, sizeof(path), "%s/%s", u->snap->dir, name);
+                if (r == 0)
+                        r = fs_read_all(path, SB_PRIVATE_MAX_BYTES, &data, &len);
+                if (r < 0) {
+                        r = sb_fail(u->err, u->err_len, r, "reading %s: %s", path, err_str(r));
+                        break;
+                }
+                struct sb_handle_member *m = &u->members[u->n_members++];
+                snprintf(m->name, sizeof(m->name), "%s", name);
+                m->offset = pack.len;
+                m->size_bytes = len;
+                m->crc32c = crc32c(data, len);
+                if (sb_buf_reserve(&pack, pack.len + len + 1) < 0)
+                        r = -ENOMEM;
+                else if (len)
+                        memcpy((char *)pack.data + pack.len, data, len);
+                pack.len += r == 0 ? len : 0;
+                free(data);
+        }
+        if (r == 0 && !pack.data && sb_buf_reserve(&pack, 1) < 0)
+                r = -ENOMEM;
+        if (r < 0)
+                goto out;
+        snprintf(h->private_path, sizeof(h->private_path), "chk-%" PRIu64 "/sb-%s.pack",
+                 u->snap->checkpoint_id, u->snap->shared->backend_id);
+        r = sb_path(dir, sizeof(dir), "%s/chk-%" PRIu64, u->job_dir, u->snap->checkpoint_id);
+        if (r == 0)
+                r = sb_path(path, sizeof(path), "%s/%s", u->job_dir, h->private_path);
+        if (r == 0)
+                r = fs_mkdir_p(dir, 0755);
+        if (r == 0)
+                r = fs_write_atomic(path, pack.data, pack.len);
+        if (r < 0) {
+                r = sb_fail(u->err, u->err_len, r, "writing %s: %s", path, err_str(r));
+                goto out;
+        }
+        r = note_upload(u, h->private_path);
+        if (r < 0) {
+                unlink(path);
+                goto out;
+        }
+        h->private_size_bytes = pack.len;
+        h->private_crc32c = crc32c(pack.data, pack.len);
+        h->members = u->members;
+        h->n_members = u->n_members;
+        u->stats.private_bytes = pack.len;
+out:
+        sb_buf_finish(&pack);
+        return r;
+}
+
+static void upload_finish(struct upload *u) {
+        for (size_t i = 0; i < u->n_names; i++)
+                free(u->names[i]);
+        free(u->names);
+        free(u->files);
+        free(u->is_new);
+        for (size_t i = 0; i < u->n_uploaded; i++)
+                free(u->uploaded[i]);
+        free(u->uploaded);
+        free(u->members);
+}
+
+int sb_snapshot_upload(struct sb_snapshot *snap, const char *job_dir, char **ret_handle,
+                       size_t *ret_len, struct sb_upload_stats *ret_stats, char *err,
+                       size_t err_len) {
+        struct sb_shared *s = snap->shared;
+        struct upload u = {.snap = snap, .job_dir = job_dir, .err = err, .err_len = err_len};
+        struct sb_handle h = {0};
+        struct sb_filemap *files = NULL;
+        char *job_copy = NULL, *data = NULL, path[SB_PATH_MAX];
+        size_t len = 0;
+        int r;
+        if (snap->uploaded)
+                return sb_fail(err, err_len, -EALREADY, "checkpoint %" PRIu64 " was uploaded "
+                               "before", snap->checkpoint_id);
+        pthread_mutex_lock(&s->lock);
+        struct sb_pending *p = pending_find(s, snap->checkpoint_id);
+        if (p && p->state == SB_PENDING_SYNCED)
+                p->state = SB_PENDING_UPLOADING;
+        r = p && p->state == SB_PENDING_UPLOADING ? 0 : -ECANCELED;
+        pthread_mutex_unlock(&s->lock);
+        if (r < 0)
+                return sb_fail(err, err_len, r, "checkpoint %" PRIu64 " is aborted",
+                               snap->checkpoint_id);
+        snap->uploaded = true;
+
+        r = sb_path(path, sizeof(path), "%s/shared", job_dir);
+        if (r == 0)
+                r = fs_mkdir_p(path, 0755);
+        if (r < 0) {
+                sb_fail(err, err_len, r, "creating %s/shared: %s", job_dir, err_str(r));
+                goto fail;
+        }
+        r = list_dir(&u);
+        if (r < 0)
+                goto fail;
+        u.files = calloc(u.n_names ? u.n_names : 1, sizeof(*u.files));
+        u.is_new = calloc(u.n_names ? u.n_names : 1, sizeof(*u.is_new));
+        job_copy = strdup(job_dir);
+        if (!u.files || !u.is_new || !job_copy) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        for (size_t i = 0; i < u.n_names; i++) {
+                if (!sb_name_is_sst(u.names[i]))
+                        continue;
+                if (aborted_now(snap)) {
+                        r = sb_fail(err, err_len, -ECANCELED, "checkpoint %" PRIu64 " was "
+                                    "aborted during its upload", snap->checkpoint_id);
+                        goto fail;
+                }
+                r = upload_sst(&u, u.names[i]);
+                if (r < 0)
+                        goto fail;
+        }
+        r = upload_private(&u, &h);
+        if (r < 0)
+                goto fail;
+
+        snprintf(h.backend_id, sizeof(h.backend_id), "%s", s->backend_id);
+        h.checkpoint_id = snap->checkpoint_id;
+        h.max_parallelism = s->max_parallelism;
+        h.range = s->range;
+        h.states = s->states;
+        h.n_states = s->n_states;
+        h.n_shared = u.n_files;
+        h.shared = calloc(u.n_files ? u.n_files : 1, sizeof(*h.shared));
+        if (!h.shared) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        for (size_t i = 0; i < u.n_files; i++) {
+                struct sb_handle_file *f = &h.shared[i];
+                snprintf(f->uid, sizeof(f->uid), "%s", u.files[i].uid);
+                snprintf(f->local, sizeof(f->local), "%s", u.files[i].local);
+                f->size_bytes = u.files[i].size_bytes;
+                f->crc32c = u.files[i].crc32c;
+                f->is_new = u.is_new[i];
+        }
+        r = sb_handle_encode(&h, &data, &len);
+        if (r == 0) {
+                files = sb_filemap_new(snap->checkpoint_id, u.files, u.n_files);
+                if (!files)
+                        r = -ENOMEM;
+        }
+        if (r < 0)
+                goto fail;
+
+        pthread_mutex_lock(&s->lock);
+        p = pending_find(s, snap->checkpoint_id);
+        if (p && p->state == SB_PENDING_UPLOADING) {
+                p->state = SB_PENDING_DONE;
+                p->files = files;
+                p->job_dir = job_copy;
+                p->uploaded = u.uploaded;
+                p->n_uploaded = u.n_uploaded;
+                files = NULL;
+                job_copy = NULL;
+                u.uploaded = NULL;
+                u.n_uploaded = 0;
+        } else {
+                r = sb_fail(err, err_len, -ECANCELED, "checkpoint %" PRIu64 " was aborted "
+                            "during its upload", snap->checkpoint_id);
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (r < 0)
+                goto fail;
+
+        u.stats.sst_files = (uint32_t)u.n_files;
+        u.stats.copied_bytes = u.stats.new_sst_bytes + u.stats.private_bytes;
+        u.stats.state_bytes = u.stats.new_sst_bytes + u.stats.reused_sst_bytes +
+                              u.stats.private_bytes;
+        if (ret_stats)
+                *ret_stats = u.stats;
+        *ret_handle = data;
+        *ret_len = len;
+        data = NULL;
+        r = 0;
+        goto out;
+fail:
+        /* Nothing of a failed upload stays: delete what it copied and drop it. */
+        (void)sb_delete_uploads(job_dir, u.uploaded, u.n_uploaded, NULL, 0);
+        pthread_mutex_lock(&s->lock);
+        p = pending_find(s, snap->checkpoint_id);
+        if (p)
+                pending_remove(s, p);
+        pthread_mutex_unlock(&s->lock);
+out:
+        free(h.shared); /* h.members and h.states are borrowed from u and s */
+        free(data);
+        free(job_copy);
+        sb_filemap_unref(files);
+        upload_finish(&u);
+        return r;
+}
+
+/* ---- confirm, abort ------------------------------------------------------------- */
+
+int sb_backend_confirm(struct sb_backend *b, uint64_t checkpoint_id) {
+        struct sb_shared *s = b->shared;
+        int r = -ENOENT;
+        pthread_mutex_lock(&s->lock);
+        struct sb_pending *p = pending_find(s, checkpoint_id);
+        if (p && p->state == SB_PENDING_DONE) {
+                sb_filemap_unref(s->base);
+                s->base = p->files;
+                p->files = NULL;
+                pending_remove(s, p);
+                /* Older finished uploads can no longer become the base. */
+                for (size_t i = 0; i < s->n_pending;) {
+                        struct sb_pending *q = &s->pending[i];
+                        if (q->state == SB_PENDING_DONE && q->checkpoint_id < checkpoint_id)
+                                pending_remove(s, q);
+                        else
+                                i++;
+                }
+                r = 0;
+        }
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+int sb_backend_abort(struct sb_backend *b, uint64_t checkpoint_id, char *err, size_t err_len) {
+        struct sb_shared *s = b->shared;
+        char **uploaded = NULL, *job_dir = NULL;
+        size_t n_uploaded = 0;
+        pthread_mutex_lock(&s->lock);
+        struct sb_pending *p = pending_find(s, checkpoint_id);
+        if (!p) {
+                s->aborted[s->aborted_next] = checkpoint_id;
+                s->aborted_next = (s->aborted_next + 1) % SB_ABORTED_RING;
+        } else if (p->state == SB_PENDING_DONE) {
+                uploaded = p->uploaded;
+                n_uploaded = p->n_uploaded;
+                job_dir = p->job_dir;
+                p->uploaded = NULL;
+                p->n_uploaded = 0;
+                p->job_dir = NULL;
+                pending_remove(s, p);
+        } else {
+                p->state = SB_PENDING_ABORTED; /* its upload cleans up */
+        }
+        pthread_mutex_unlock(&s->lock);
+        int r = 0;
+        if (job_dir)
+                r = sb_delete_uploads(job_dir, uploaded, n_uploaded, err, err_len);
+        for (size_t i = 0; i < n_uploaded; i++)
+                free(uploaded[i]);
+        free(uploaded);
+        free(job_dir);
+        return r;
+}
+
+void sb_backend_reset_base(struct sb_backend *b) {
+        struct sb_shared *s = b->shared;
+        pthread_mutex_lock(&s->lock);
+        sb_filemap_unref(s->base);
+        s->base = NULL;
+        pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t sb_backend_base_checkpoint(struct sb_backend *b) {
+        struct sb_shared *s = b->shared;
+        pthread_mutex_lock(&s->lock);
+        uint64_t id = s->base ? s->base->checkpoint_id : 0;
+        pthread_mutex_unlock(&s->lock);
+        return id;
+}
