@@ -8,7 +8,7 @@ cd "$here"
 packages=(
   build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
   zookeeper libzookeeper-st-dev libevent-dev libmsgpack-dev librocksdb-dev rocksdb-tools
-  libyaml-dev python3-pytest python3-kazoo python3-yaml python3-msgpack python3-requests iproute2 procps
+  libyaml-dev python3-pytest python3-kazoo python3-yaml python3-msgpack python3-requests iproute2 procps chromium
 )
 
 missing=()
@@ -23,6 +23,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 else
   echo "setup: all ${#packages[@]} Debian packages present"
+fi
+
+# Browser tests (tests/integration/test_web.py): the machine's Node.js (>= 20) and npm,
+# playwright-core from the npm registry (tests/web/package-lock.json); the browser is
+# Debian's chromium above, never a downloaded one (no `npx playwright install`).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: node and npm (>= 20) are needed for tests/web" >&2
+  exit 1
+fi
+if [ ! -f tests/web/node_modules/.package-lock.json ] ||
+   [ tests/web/package-lock.json -nt tests/web/node_modules/.package-lock.json ]; then
+  (cd tests/web && npm ci --no-audit --no-fund)
 fi
 
 if [ ! -f build/build.ninja ]; then
