@@ -20,6 +20,7 @@ run_suite() { # build-dir, meson test args...
 
 run_suite build --suite unit
 run_suite build --suite integration
+run_suite build --suite drills
 
 # The unit suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 if [ ! -f build-asan/build.ninja ]; then
