@@ -8,7 +8,7 @@ cd "$here"
 packages=(
   build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
   zookeeper libzookeeper-st-dev libevent-dev libmsgpack-dev librocksdb-dev rocksdb-tools
-  libyaml-dev python3-pytest python3-kazoo python3-yaml python3-msgpack python3-requests iproute2 procps chromium
+  libyaml-dev python3-pytest python3-kazoo python3-yaml python3-msgpack python3-requests iproute2 procps chromium shellcheck
 )
 
 missing=()
