@@ -64,7 +64,11 @@
  *   clips keyed state to its key-group range and redistributes operator list state);
  *   and per job `peers`: [{vertex: uint, subtask: uint, host: str, data_port: uint}]
  *   for every subtask of the attempt, so a task can reach its downstream subtasks; and
- *   `restored_checkpoint`: uint (0 = fresh start).
+ *   `restored_checkpoint`: uint (0 = fresh start); and `restore_dir`: str ("" on a fresh
+ *   start), the local path the restored handles' relative paths (shared/<uid>.sst,
+ *   chk-<n>/...) resolve against: <state.checkpoints.dir>/<job> (a job started from a
+ *   savepoint gets the savepoint's files copied there by the leader before the deploy).
+ *   `restore` is always present (an empty array on a fresh start).
  *   PROTO_TRIGGER_CHECKPOINT (one-way, leader -> workers running source subtasks)
  *                          {job: str, attempt: uint, checkpoint: uint, timestamp_ms: uint,
  *                           savepoint: bool}

@@ -100,6 +100,12 @@ static void leader_note(struct coord *c, const struct ha_leader_info *li) {
                 c->last_failover_wall_ms = clock_wall_ms();
                 c->last_failover_epoch = li->epoch;
                 c->leader_gone_mono_ms = 0;
+                struct coord_failover *f = &c->failovers[c->n_failovers++ % COORD_FAILOVER_HISTORY];
+                *f = (struct coord_failover){.wall_ms = c->last_failover_wall_ms,
+                                             .duration_ms = c->last_failover_ms,
+                                             .epoch = li->epoch};
+                snprintf(f->from, sizeof(f->from), "%s", c->leader.id); /* still the old one */
+                snprintf(f->to, sizeof(f->to), "%s", li->id);
         }
         c->leader = *li;
         c->leader_known = true;
@@ -361,6 +367,23 @@ void coord_ha_to_json(struct coord *c, struct json_writer *w) {
         } else {
                 json_null(w);
         }
+        /* flinc's own: the failovers this coordinator saw since it started, newest first */
+        json_key(w, "failover-history");
+        json_begin_array(w);
+        uint32_t kept = c->n_failovers < COORD_FAILOVER_HISTORY ? c->n_failovers
+                                                                  : COORD_FAILOVER_HISTORY;
+        for (uint32_t k = 0; k < kept; k++) {
+                const struct coord_failover *f =
+                        &c->failovers[(c->n_failovers - 1 - k) % COORD_FAILOVER_HISTORY];
+                json_begin_object(w);
+                json_kv_int(w, "time", f->wall_ms);
+                json_kv_int(w, "duration-ms", f->duration_ms);
+                json_kv_uint(w, "epoch", f->epoch);
+                json_kv_string(w, "from", f->from);
+                json_kv_string(w, "to", f->to);
+                json_end_object(w);
+        }
+        json_end_array(w);
         json_key(w, "term");
         if (coord_holds_term(c)) {
                 json_begin_object(w);

@@ -206,9 +206,22 @@ struct coord_job {
         uint32_t n_exc;              /* total recorded */
         char *root_exception;        /* owned: the last failure cause */
         int64_t root_exception_ts_ms;
+
+        struct coord_ckpt *ckpt;     /* owned: checkpoints and restore (checkpoints.c) */
 };
 
 /* ---- the coordinator ---- */
+
+#define COORD_FAILOVER_HISTORY 16
+
+/* One failover this coordinator saw: the leader `from` was lost and `to` took over. */
+struct coord_failover {
+        int64_t wall_ms;                /* when the new leader was seen */
+        int64_t duration_ms;            /* old leader gone -> new leader */
+        uint64_t epoch;                 /* the new leader's */
+        char from[HA_NAME_MAX];         /* "" when not known */
+        char to[HA_NAME_MAX];
+};
 
 struct coord {
         struct event_base *base;
@@ -274,6 +287,10 @@ struct coord {
         int64_t last_failover_wall_ms;  /* when the new leader was elected */
         int64_t last_failover_ms;       /* leader gone -> new leader elected */
         uint64_t last_failover_epoch;
+        /* every failover seen by this process, a ring: the newest is
+         * failovers[(n_failovers - 1) % COORD_FAILOVER_HISTORY] (for /ha) */
+        struct coord_failover failovers[COORD_FAILOVER_HISTORY];
+        uint32_t n_failovers;
 
         /* registry */
         struct coord_worker *workers;
@@ -364,6 +381,10 @@ void coord_view_jobs_overview(struct coord *c, struct json_writer *w);
 void coord_view_job(struct coord *c, const struct coord_job *j, struct json_writer *w);
 void coord_view_job_exceptions(struct coord *c, const struct coord_job *j,
                                struct json_writer *w);
+/* One vertex (chain) with its subtasks and their workers: 0, or -ENOENT when the job
+ * has no vertex vertex_id (nothing written then). */
+int coord_view_job_vertex(struct coord *c, const struct coord_job *j, const char *vertex_id,
+                          struct json_writer *w);
 void coord_view_taskmanagers(struct coord *c, struct json_writer *w);
 void coord_view_taskmanager(struct coord *c, const struct coord_worker *wk,
                             struct json_writer *w);

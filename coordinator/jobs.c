@@ -42,6 +42,7 @@
 #include "common/log.h"
 #include "common/msg.h"
 #include "common/proto.h"
+#include "coordinator/checkpoints.h"
 #include "coordinator/coord_internal.h"
 #include "ha/stores.h"
 #include "ha/zk.h"
@@ -219,6 +220,7 @@ void coord_jobs_free(struct coord_job *j) {
         for (size_t i = 0; i < COORD_MAX_EXCEPTIONS; i++)
                 free(j->exc[i].text);
         free(j->root_exception);
+        coord_ckpt_destroy(j->ckpt);
         free(j->placement);
         free(j->tasks);
         free(j->graph_bytes);
@@ -288,7 +290,7 @@ static int job_create(struct coord *c, struct job_graph *g, char *bytes, size_t 
         j->placement = calloc(j->slots_needed ? j->slots_needed : 1, sizeof(*j->placement));
         j->tasks = calloc(n_tasks ? n_tasks : 1, sizeof(*j->tasks));
         j->timer = evtimer_new(c->base, job_restart_timer_cb, j);
-        if (!j->placement || !j->tasks || !j->timer) {
+        if (!j->placement || !j->tasks || !j->timer || coord_ckpt_create(j) < 0) {
                 coord_jobs_free(j);
                 return -ENOMEM;
         }
@@ -337,6 +339,18 @@ static void job_fail(struct coord_job *j, const char *reason) {
                 return;
         job_set_state(j, COORD_JOB_FAILING, reason);
         coord_schedule_reconcile(j->c);
+}
+
+void coord_jobs_restore_failed(struct coord_job *j, const char *msg) {
+        if (coord_job_state_is_terminal(j->state))
+                return;
+        job_add_exception(j, NULL, "", "restore failed: %s", msg);
+        if (j->deployed) {
+                job_fail(j, "restore-failed");
+                return;
+        }
+        /* never a silent fallback to an older checkpoint or a fresh start */
+        job_enter_terminal(j, COORD_JOB_FAILED, "restore-failed");
 }
 
 /* ---- task updates ----------------------------------------------------------------- */
@@ -585,11 +599,15 @@ static int deploy_to_worker(struct coord *c, struct coord_job *j, struct coord_w
         d->attempt = j->attempt;
 
         struct rpc_msg m;
-        rpc_msg_init(&m, 4);
+        rpc_msg_init(&m, 7);
         rpc_msg_set_epoch(&m, c->epoch);
         msg_pack_kv_str(&m.pk, "job", j->id);
         msg_pack_kv_u64(&m.pk, "attempt", j->attempt);
         msg_pack_kv_bin(&m.pk, "graph", j->graph_bytes, j->graph_len);
+        /* the data plane and the restore (checkpoints.c) */
+        msg_pack_kv_u64(&m.pk, "restored_checkpoint", coord_ckpt_restore_id(j));
+        msg_pack_kv_str(&m.pk, "restore_dir", coord_ckpt_restore_dir(j));
+        coord_ckpt_pack_peers(j, &m.pk);
         msg_pack_cstr(&m.pk, "tasks");
         msgpack_pack_array(&m.pk, n);
         for (size_t i = 0; i < j->n_tasks; i++) {
@@ -597,10 +615,11 @@ static int deploy_to_worker(struct coord *c, struct coord_job *j, struct coord_w
                 const struct coord_placement *p = &j->placement[t->job_slot];
                 if (p->worker != w)
                         continue;
-                msgpack_pack_map(&m.pk, 3);
+                msgpack_pack_map(&m.pk, 4);
                 msg_pack_kv_u64(&m.pk, "vertex", t->chain);
                 msg_pack_kv_u64(&m.pk, "subtask", t->subtask);
                 msg_pack_kv_u64(&m.pk, "slot", p->worker_slot);
+                coord_ckpt_pack_task_restore(j, t->chain, t->subtask, &m.pk);
         }
         int r = rpc_call(w->conn, PROTO_DEPLOY, &m, COORD_RPC_CALL_TIMEOUT_MS, deploy_done, d);
         rpc_msg_finish(&m);
@@ -664,9 +683,11 @@ static void job_try_schedule(struct coord *c, struct coord_job *j) {
                         job_add_exception(j, NULL, w->host, "deployment to worker %s failed: %s",
                                           w->id, err_str(r));
                         job_fail(j, "deploy-failed");
+                        coord_ckpt_deployed(j);
                         return;
                 }
         }
+        coord_ckpt_deployed(j);
 }
 
 /* Sends cancels for the current attempt to every worker still holding its tasks. */
@@ -827,6 +848,7 @@ static bool recovery_settled(struct coord *c) {
 }
 
 static void job_step(struct coord *c, struct coord_job *j) {
+        coord_ckpt_step(c, j);
         switch (j->state) {
         case COORD_JOB_CREATED:
         case COORD_JOB_RESTARTING:
@@ -835,6 +857,9 @@ static void job_step(struct coord *c, struct coord_job *j) {
                 if (!j->deployed && j->recovered && j->attempt == 0 && !recovery_settled(c))
                         return;
                 if (!j->deployed) {
+                        /* what the attempt restores from, before its slots are taken */
+                        if (coord_ckpt_restore_prepare(c, j) <= 0)
+                                return;
                         job_try_schedule(c, j);
                         return;
                 }
@@ -965,6 +990,11 @@ static void submit_stored(struct ha_store *st, const struct ha_store_reply *rep,
 
 void coord_jobs_submit(struct coord *c, struct job_graph *g, coord_submit_done_fn done,
                        void *arg) {
+        coord_jobs_submit_from(c, g, NULL, done, arg);
+}
+
+void coord_jobs_submit_from(struct coord *c, struct job_graph *g, const char *savepoint_path,
+                            coord_submit_done_fn done, void *arg) {
         char msg[512];
         char *bytes = NULL;
         size_t len = 0;
@@ -1012,6 +1042,16 @@ void coord_jobs_submit(struct coord *c, struct job_graph *g, coord_submit_done_f
         if ((r = job_create(c, g, bytes, len, &j)) < 0) {
                 done(c, r, NULL, "out of memory", arg);
                 return;
+        }
+        if (savepoint_path) {
+                char why[400];
+                r = coord_ckpt_set_savepoint_restore(j, savepoint_path, why, sizeof(why));
+                if (r < 0) {
+                        snprintf(msg, sizeof(msg), "savepointPath: %s", why);
+                        done(c, -EINVAL, NULL, msg, arg);
+                        coord_jobs_free(j);
+                        return;
+                }
         }
         s = store_ctx_new(c, j->id);
         if (!s) {

@@ -20,6 +20,7 @@
 #include "common/msg.h"
 #include "common/proto.h"
 #include "ha/zk.h"
+#include "coordinator/checkpoints.h"
 #include "coordinator/coord_internal.h"
 
 #define REG_MAX_REPORTED_TASKS 65536u
@@ -536,6 +537,10 @@ static void worker_on_message(struct rpc_conn *conn, const char *type, uint64_t 
                 handle_task_state(c, w, id, map);
         else if (strcmp(type, PROTO_REGISTER) == 0)
                 handle_register(c, conn, id, map, w);
+        else if (strcmp(type, PROTO_ACK_CHECKPOINT) == 0)
+                coord_ckpt_on_ack(c, w, map);
+        else if (strcmp(type, PROTO_DECLINE_CHECKPOINT) == 0)
+                coord_ckpt_on_decline(c, w, map);
         else {
                 log_debug("worker %s: unknown message type '%s' ignored", w->id, type);
                 reply_error(conn, id, "unknown message type '%s'", type);

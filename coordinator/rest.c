@@ -7,10 +7,14 @@
  *
  * Endpoints (Flink's paths, also under /v1): GET /config, /overview, /jobs,
  * /jobs/overview, /jobs/:jobid, /jobs/:jobid/exceptions, /jobs/:jobid/yarn-cancel,
+ * /jobs/:jobid/vertices/:vertexid, /jobs/:jobid/checkpoints, /jobs/:jobid/checkpoints/config,
+ * /jobs/:jobid/savepoints/:triggerid (checkpoints.c); POST /jobs/:jobid/savepoints
+ * {"target-directory", "cancel-job"} -> 202 {"request-id"};
  * /taskmanagers, /taskmanagers/:id, /jobmanager/config, /ha (flinc's own);
  * PATCH /jobs/:jobid[?mode=cancel]; POST /jobs with a job file (YAML or JSON, the format
  * of common/jobgraph.h) as the body, answered 202 {"jobid", "jobUrl"} once the graph is
- * persisted.
+ * persisted. GET / (and /index.html, /web/<file>) is the web dashboard (web.c), served
+ * by every coordinator itself.
  *
  * Limits: bodies up to rest.server.max-content-length (and a job file up to
  * JOB_FILE_MAX_BYTES), headers up to REST_MAX_HEADERS_BYTES, URIs up to
@@ -37,7 +41,9 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "coordinator/checkpoints.h"
 #include "coordinator/coord_internal.h"
+#include "coordinator/web.h"
 
 #define REST_MAX_HEADERS_BYTES (64 * 1024)
 #define REST_MAX_URI_BYTES 4096
@@ -321,13 +327,26 @@ static void handle_submit(struct coord_rest *rest, struct evhttp_request *req) {
                            "/jobs yet; use jobs of built-in operators");
                 return;
         }
+        /* Flink's run -s: ?savepointPath=<dir or its _metadata> (checkpoints.c) */
+        char savepoint[1024] = "";
+        {
+                const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+                struct evkeyvalq qs;
+                TAILQ_INIT(&qs);
+                if (q && evhttp_parse_query_str(q, &qs) == 0) {
+                        const char *sp = evhttp_find_header(&qs, "savepointPath");
+                        if (sp)
+                                snprintf(savepoint, sizeof(savepoint), "%s", sp);
+                }
+                evhttp_clear_headers(&qs);
+        }
         struct rest_pending *p = pending_add(rest, req);
         if (!p) {
                 job_graph_free(g);
                 send_error(req, 500, "Internal server error.");
                 return;
         }
-        coord_jobs_submit(c, g, submit_done, p);
+        coord_jobs_submit_from(c, g, savepoint[0] ? savepoint : NULL, submit_done, p);
 }
 
 /* ---- routing ------------------------------------------------------------------------ */
@@ -352,6 +371,40 @@ static void handle_cancel(struct coord_rest *rest, struct evhttp_request *req, c
         }
 }
 
+/* POST /jobs/:jobid/savepoints {"target-directory": str, "cancel-job": bool}: 202
+ * {"request-id"}; the status is polled at /jobs/:jobid/savepoints/:triggerid. */
+static void handle_savepoint(struct coord_rest *rest, struct evhttp_request *req,
+                             struct coord_job *j) {
+        struct coord *c = rest->c;
+        if (!coord_may_act(c)) {
+                send_error(req, 503, REST_MSG_ELECTION);
+                return;
+        }
+        struct evbuffer *b = evhttp_request_get_input_buffer(req);
+        size_t len = evbuffer_get_length(b);
+        const char *text = len ? (const char *)evbuffer_pullup(b, -1) : "";
+        char target[1024] = "";
+        bool cancel_job = false;
+        char err[1024];
+        if (coord_rest_parse_savepoint_body(text, len, target, sizeof(target), &cancel_job, err,
+                                            sizeof(err)) < 0) {
+                send_error(req, 400, "Bad request: %s", err);
+                return;
+        }
+        char trigger[ID_HEX_LEN + 1];
+        int r = coord_ckpt_savepoint_trigger(j, target, cancel_job, trigger, err, sizeof(err));
+        if (r < 0) {
+                send_error(req, r == -EAGAIN ? 409 : 400, "%s", err);
+                return;
+        }
+        struct json_writer w;
+        json_writer_init(&w, 0);
+        json_begin_object(&w);
+        json_kv_string(&w, "request-id", trigger);
+        json_end_object(&w);
+        send_view(req, 202, &w);
+}
+
 /* Whether this request is answered here (leader, or suspended leader reading). */
 static bool answer_locally(struct coord *c, bool write) {
         if (coord_may_act(c))
@@ -367,6 +420,17 @@ static void route(struct coord_rest *rest, struct evhttp_request *req, const cha
         char seg[4][128];
         int nseg = 0;
 
+        /* The dashboard's own files (web.c): served here, leader or not. */
+        switch (coord_web_serve(req, path)) {
+        case COORD_WEB_SERVED:
+                return;
+        case COORD_WEB_NOT_FOUND:
+                goto not_found;
+        case COORD_WEB_BAD_METHOD:
+                goto not_allowed;
+        case COORD_WEB_NOT_MINE:
+                break;
+        }
         if (strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0)
                 path += 3;
         /* Split into at most 4 segments; anything longer is unknown. */
@@ -425,6 +489,23 @@ static void route(struct coord_rest *rest, struct evhttp_request *req, const cha
                 write = strcmp(seg[2], "yarn-cancel") == 0;
                 /* yarn-cancel is a GET with a side effect (Flink's dashboard): not HEAD */
                 if (!is_get || (write && cmd != EVHTTP_REQ_GET))
+                        goto not_allowed;
+        } else if (nseg == 4 && strcmp(seg[0], "jobs") == 0 && strcmp(seg[2], "vertices") == 0) {
+                known = true;
+                if (!is_get)
+                        goto not_allowed;
+        } else if (nseg >= 3 && strcmp(seg[0], "jobs") == 0 &&
+                   ((nseg == 3 && strcmp(seg[2], "checkpoints") == 0) ||
+                    (nseg == 4 && strcmp(seg[2], "checkpoints") == 0 &&
+                     strcmp(seg[3], "config") == 0) ||
+                    (nseg == 4 && strcmp(seg[2], "savepoints") == 0))) {
+                known = true;
+                if (!is_get)
+                        goto not_allowed;
+        } else if (nseg == 3 && strcmp(seg[0], "jobs") == 0 && strcmp(seg[2], "savepoints") == 0) {
+                known = true;
+                write = true;
+                if (cmd != EVHTTP_REQ_POST)
                         goto not_allowed;
         } else if (nseg == 2 && strcmp(seg[0], "taskmanagers") == 0) {
                 known = true;
@@ -515,16 +596,39 @@ static void route(struct coord_rest *rest, struct evhttp_request *req, const cha
                         handle_cancel(rest, req, seg[1]);
                         return;
                 }
-                const struct coord_job *j = coord_job_find(c, seg[1]);
+                struct coord_job *j = coord_job_find(c, seg[1]);
                 if (!j) {
                         send_error(req, 404, "Job %s not found", seg[1]);
                         return;
                 }
+                if (nseg == 3 && strcmp(seg[2], "savepoints") == 0) {
+                        handle_savepoint(rest, req, j);
+                        return;
+                }
                 json_writer_init(&w, 0);
-                if (nseg == 2)
+                if (nseg >= 3 && strcmp(seg[2], "checkpoints") == 0) {
+                        if (nseg == 3)
+                                coord_view_checkpoints(c, j, &w);
+                        else
+                                coord_view_checkpoint_config(c, j, &w);
+                } else if (nseg == 4 && strcmp(seg[2], "savepoints") == 0) {
+                        if (coord_view_savepoint_status(c, j, seg[3], &w) < 0) {
+                                json_writer_finish(&w);
+                                send_error(req, 404, "There is no savepoint operation with "
+                                           "triggerId=%s for job %s", seg[3], seg[1]);
+                                return;
+                        }
+                } else if (nseg == 2) {
                         coord_view_job(c, j, &w);
-                else
+                } else if (nseg == 4) {
+                        if (coord_view_job_vertex(c, j, seg[3], &w) < 0) {
+                                json_writer_finish(&w);
+                                send_error(req, 404, "Vertex %s not found in job %s", seg[3], seg[1]);
+                                return;
+                        }
+                } else {
                         coord_view_job_exceptions(c, j, &w);
+                }
         }
         send_view(req, 200, &w);
         return;

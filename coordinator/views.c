@@ -3,6 +3,7 @@
  * no such thing (JVM memory, JMX, bytes on the wire) the field is there with 0 / -1 so
  * that tools reading Flink's shapes keep working; the tests keep the expected shapes.
  * "flink-version" carries flinc's version. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -196,6 +197,21 @@ static void vertex_metrics(struct json_writer *w, uint64_t rin, uint64_t rout) {
         json_end_object(w);
 }
 
+#define CHAIN_NAME_MAX (JOB_NAME_MAX * 4 + 64)
+
+/* A chain is named by its operators, as Flink names a chained vertex. */
+static void chain_name(const struct job_graph *g, const struct job_chain *chain, char *name,
+                       size_t size) {
+        size_t n = 0;
+        name[0] = '\0';
+        for (uint32_t k = 0; k < chain->n && n < size - 1; k++) {
+                const struct job_vertex *v = &g->vertices[g->chain_vertices[chain->first + k]];
+                int m = snprintf(name + n, size - n, "%s%s", k ? " -> " : "", v->name);
+                if (m > 0)
+                        n += (size_t)m;
+        }
+}
+
 void coord_view_job(struct coord *c, const struct coord_job *j, struct json_writer *w) {
         const struct job_graph *g = j->g;
         uint32_t vstatus[COORD_TASK__COUNT] = {0};
@@ -243,16 +259,8 @@ void coord_view_job(struct coord *c, const struct coord_job *j, struct json_writ
                 if (!all_terminal)
                         end = -1;
                 int64_t dur = start < 0 ? -1 : (end >= 0 ? end : clock_wall_ms()) - start;
-                /* A chain is named by its operators, as Flink names a chained vertex. */
-                char name[JOB_NAME_MAX * 4 + 64];
-                size_t n = 0;
-                name[0] = '\0';
-                for (uint32_t k = 0; k < chain->n && n < sizeof(name) - 1; k++) {
-                        const struct job_vertex *v = &g->vertices[g->chain_vertices[chain->first + k]];
-                        int m = snprintf(name + n, sizeof(name) - n, "%s%s", k ? " -> " : "", v->name);
-                        if (m > 0)
-                                n += (size_t)m;
-                }
+                char name[CHAIN_NAME_MAX];
+                chain_name(g, chain, name, sizeof(name));
                 json_begin_object(w);
                 json_kv_string(w, "id", head->id);
                 json_kv_string(w, "name", name);
@@ -444,4 +452,59 @@ void coord_view_taskmanager(struct coord *c, const struct coord_worker *wk, stru
         }
         json_end_array(w);
         json_end_object(w);
+}
+
+/* Flink's JobVertexDetailsInfo (GET /jobs/:jobid/vertices/:vertexid): the subtasks of one
+ * vertex (chain, named by its head step id) and where they run; a subtask not placed
+ * (or whose worker was lost) shows Flink's "(unassigned)". */
+int coord_view_job_vertex(struct coord *c, const struct coord_job *j, const char *vertex_id,
+                          struct json_writer *w) {
+        const struct job_graph *g = j->g;
+        uint32_t ch = 0;
+        while (g && ch < g->n_chains &&
+               strcmp(g->vertices[g->chain_vertices[g->chains[ch].first]].id, vertex_id) != 0)
+                ch++;
+        if (!g || ch == g->n_chains)
+                return -ENOENT;
+        const struct job_chain *chain = &g->chains[ch];
+        char name[CHAIN_NAME_MAX];
+        chain_name(g, chain, name, sizeof(name));
+        int64_t now = clock_wall_ms();
+        json_begin_object(w);
+        json_kv_string(w, "id", vertex_id);
+        json_kv_string(w, "name", name);
+        json_kv_uint(w, "parallelism", chain->parallelism);
+        json_kv_uint(w, "maxParallelism", g->max_parallelism);
+        json_kv_int(w, "now", now);
+        json_key(w, "subtasks");
+        json_begin_array(w);
+        for (size_t i = 0; i < j->n_tasks; i++) {
+                const struct coord_task *t = &j->tasks[i];
+                if (t->chain != ch)
+                        continue;
+                const struct coord_worker *wk = NULL;
+                if (j->deployed && j->placement && t->job_slot < j->slots_needed)
+                        wk = j->placement[t->job_slot].worker;
+                char endpoint[COORD_WORKER_HOST_MAX + 16];
+                if (wk)
+                        snprintf(endpoint, sizeof(endpoint), "%s:%" PRIu32, wk->host,
+                                 wk->data_port);
+                int64_t end = coord_task_state_is_terminal(t->state) ? t->end_ms : -1;
+                json_begin_object(w);
+                json_kv_uint(w, "subtask", t->subtask);
+                json_kv_string(w, "status", coord_task_state_name(t->state));
+                json_kv_uint(w, "attempt", j->attempt);
+                json_kv_string(w, "endpoint", wk ? endpoint : "(unassigned)");
+                json_kv_string(w, "taskmanager-id", wk ? wk->id : "(unassigned)");
+                json_kv_int(w, "start-time", t->start_ms);
+                json_kv_int(w, "end-time", end);
+                json_kv_int(w, "duration",
+                            t->start_ms < 0 ? -1 : (end >= 0 ? end : now) - t->start_ms);
+                json_key(w, "metrics");
+                vertex_metrics(w, t->records_in, t->records_out);
+                json_end_object(w);
+        }
+        json_end_array(w);
+        json_end_object(w);
+        return 0;
 }

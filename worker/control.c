@@ -9,7 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <event2/event.h>
+#include <event2/listener.h>
 #include <msgpack.h>
 
 #include "common/clock.h"
@@ -55,7 +60,8 @@ struct wrk_ctl {
         char cluster_id[RPC_CLUSTER_MAX_BYTES + 1];
         char leader_hint[512];
         uint32_t slots;
-        uint16_t data_port;
+        uint16_t data_port;          /* the data listener's real port */
+        struct evconnlistener *data_listener;
         size_t max_frame_bytes;
         struct evdns_base *dns;
         uint32_t cfg_hb_interval_ms;
@@ -64,6 +70,12 @@ struct wrk_ctl {
         uint32_t hb_timeout_ms;
         FILE *out;
         FILE *err;
+        struct sb_env *sb_env;
+        char state_dir[4096];
+        char checkpoints_dir[4096];
+        uint64_t buffer_timeout_ms;
+        int64_t checkpoint_interval_ms;
+        bool checkpoint_at_least_once;
 
         enum wrk_conn_state state;
         bool leader_known;
@@ -253,6 +265,48 @@ static void send_task_state(struct wrk_ctl *c, struct wrk_task *t,
                 c->last_send_ok_us = clock_mono_us();
 }
 
+/* PROTO_ACK_CHECKPOINT or PROTO_DECLINE_CHECKPOINT for one subtask's result. */
+static void send_checkpoint_result(struct wrk_ctl *c, struct wrk_task *t,
+                                   const struct wrk_ckpt_result *res) {
+        const struct wrk_task_id *id = wrk_task_id(t);
+        if (res->declined)
+                log_event_warn("-checkpoint-declined", "job=%s vertex=%" PRIu32 " subtask=%"
+                               PRIu32 " id=%" PRIu64 " reason=%s", id->job, id->vertex,
+                               id->subtask, res->checkpoint_id, res->reason);
+        else
+                log_event("+checkpoint-acked", "job=%s vertex=%" PRIu32 " subtask=%" PRIu32
+                          " id=%" PRIu64 " state_bytes=%" PRIu64 " incremental_bytes=%" PRIu64
+                          " sync_ms=%" PRIu64 " async_ms=%" PRIu64 " alignment_ms=%" PRIu64,
+                          id->job, id->vertex, id->subtask, res->checkpoint_id,
+                          res->state_bytes, res->incremental_bytes, res->sync_ms,
+                          res->async_ms, res->alignment_ms);
+        if (c->state != WRK_CONN_REGISTERED || !c->conn || !rpc_conn_is_open(c->conn))
+                return; /* the leader times the checkpoint out */
+        struct rpc_msg m;
+        rpc_msg_init(&m, res->declined ? 6 : 12);
+        pack_task(&m.pk, id);
+        msg_pack_kv_u64(&m.pk, "checkpoint", res->checkpoint_id);
+        if (res->declined) {
+                msg_pack_kv_str(&m.pk, "reason", res->reason);
+        } else {
+                msg_pack_kv_bin(&m.pk, "state", res->state, res->state_len);
+                msg_pack_kv_u64(&m.pk, "state_bytes", res->state_bytes);
+                msg_pack_kv_u64(&m.pk, "incremental_bytes", res->incremental_bytes);
+                msg_pack_kv_u64(&m.pk, "sync_ms", res->sync_ms);
+                msg_pack_kv_u64(&m.pk, "async_ms", res->async_ms);
+                msg_pack_kv_u64(&m.pk, "alignment_ms", res->alignment_ms);
+                msg_pack_kv_u64(&m.pk, "alignment_bytes", res->alignment_bytes);
+        }
+        int r = rpc_send(c->conn, res->declined ? PROTO_DECLINE_CHECKPOINT
+                                                : PROTO_ACK_CHECKPOINT, &m);
+        rpc_msg_finish(&m);
+        if (r < 0)
+                log_warn("checkpoint %" PRIu64 " result not sent to %s: %s",
+                         res->checkpoint_id, c->conn_rpc, err_str(r));
+        else
+                c->last_send_ok_us = clock_mono_us();
+}
+
 static void drop_connection(struct wrk_ctl *c) {
         struct rpc_conn *conn = c->conn;
         c->conn = NULL;
@@ -424,7 +478,13 @@ struct req_task {
         uint32_t subtask;
         uint32_t slot;
         bool skip; /* already running as asked */
+        const msgpack_object *restore; /* array of bin, or NULL */
 };
+
+#define WRK_MAX_RESTORE_STATES 32768u
+
+static int check_peers(struct wrk_ctl *c, const struct job_graph *g, const msgpack_object *map,
+                       const struct req_task *req, size_t n, char *err, size_t err_len);
 
 static bool is_superseded(const struct wrk_task_id *id, const char *job, uint64_t epoch,
                           uint32_t attempt) {
@@ -471,12 +531,19 @@ static void handle_deploy(struct wrk_ctl *c, struct rpc_conn *conn, uint64_t id,
                          n, c->max_tasks);
                 goto refuse;
         }
-        const void *restore;
-        size_t restore_len;
-        if (msg_get_bin(map, "restore", &restore, &restore_len) == 0 && restore_len > 0)
-                log_warn("deploy of job %s attempt %" PRIu32 " carries %zu bytes of restore "
-                         "state, which this worker ignores (no state yet)", job, attempt,
-                         restore_len);
+        uint64_t restored_checkpoint = 0;
+        if ((r = msg_get_u64(map, "restored_checkpoint", &restored_checkpoint)) < 0 &&
+            r != -ENOENT) {
+                snprintf(err, sizeof(err), "field restored_checkpoint: %s (a uint)",
+                         field_problem(r));
+                goto refuse;
+        }
+        char restore_dir[4096] = "";
+        if ((r = msg_get_strbuf(map, "restore_dir", restore_dir, sizeof(restore_dir))) < 0 &&
+            r != -ENOENT) {
+                snprintf(err, sizeof(err), "field restore_dir: %s (a path)", field_problem(r));
+                goto refuse;
+        }
         req = calloc(n, sizeof(*req));
         created = calloc(n, sizeof(*created));
         if (!req || !created) {
@@ -501,6 +568,19 @@ static void handle_deploy(struct wrk_ctl *c, struct rpc_conn *conn, uint64_t id,
                                  field_problem(r));
                         goto refuse;
                 }
+                const msgpack_object *ra = msg_map_get(t, "restore");
+                if (ra && ra->type != MSGPACK_OBJECT_NIL) {
+                        bool ok = ra->type == MSGPACK_OBJECT_ARRAY &&
+                                  ra->via.array.size <= WRK_MAX_RESTORE_STATES;
+                        for (uint32_t k = 0; ok && k < ra->via.array.size; k++)
+                                ok = ra->via.array.ptr[k].type == MSGPACK_OBJECT_BIN;
+                        if (!ok) {
+                                snprintf(err, sizeof(err), "tasks[%zu].restore: expected a "
+                                         "list of at most %u bin", i, WRK_MAX_RESTORE_STATES);
+                                goto refuse;
+                        }
+                        req[i].restore = ra;
+                }
         }
 
         /* The graph, and whether this worker can run all of it. */
@@ -523,6 +603,10 @@ static void handle_deploy(struct wrk_ctl *c, struct rpc_conn *conn, uint64_t id,
                         snprintf(err, sizeof(err), "%s", why);
                         goto refuse;
                 }
+        }
+        if (check_peers(c, g, map, req, n, why, sizeof(why)) < 0) {
+                snprintf(err, sizeof(err), "%s", why);
+                goto refuse;
         }
 
         /* Attempts: nothing older than what runs or was canceled. */
@@ -628,8 +712,20 @@ static void handle_deploy(struct wrk_ctl *c, struct rpc_conn *conn, uint64_t id,
                 snprintf(err, sizeof(err), "out of memory");
                 goto refuse;
         }
+        char job_dir[sizeof(c->checkpoints_dir) + ID_HEX_LEN + 2];
+        snprintf(job_dir, sizeof(job_dir), "%s/%s", c->checkpoints_dir, job);
         struct wrk_task_options topts = {.notify = task_notify, .notify_arg = c, .out = c->out,
-                                         .err = c->err};
+                                         .err = c->err, .sb_env = c->sb_env,
+                                         .state_dir = c->state_dir[0] ? c->state_dir : NULL,
+                                         .buffer_timeout_ms = c->buffer_timeout_ms,
+                                         .job_checkpoint_dir =
+                                                 c->checkpoints_dir[0] ? job_dir : NULL,
+                                         .restored_checkpoint = restored_checkpoint,
+                                         .restore_dir = restore_dir,
+                                         .default_checkpoint_interval_ms =
+                                                 c->checkpoint_interval_ms,
+                                         .default_at_least_once =
+                                                 c->checkpoint_at_least_once};
         size_t n_created = 0;
         for (size_t i = 0; i < n; i++) {
                 if (req[i].skip)
@@ -638,7 +734,35 @@ static void handle_deploy(struct wrk_ctl *c, struct rpc_conn *conn, uint64_t id,
                                           .vertex = req[i].vertex, .subtask = req[i].subtask,
                                           .slot = req[i].slot};
                 memcpy(tid.job, job, sizeof(tid.job));
+                const void *rdata[64];
+                size_t rlen[64];
+                const void **rd = rdata;
+                size_t *rl = rlen;
+                struct wrk_bytes_list rlist = {0};
+                size_t nr = req[i].restore ? req[i].restore->via.array.size : 0;
+                if (nr > 64) {
+                        rd = calloc(nr, sizeof(*rd));
+                        rl = calloc(nr, sizeof(*rl));
+                        if (!rd || !rl) {
+                                free(rd);
+                                free(rl);
+                                snprintf(err, sizeof(err), "out of memory");
+                                for (size_t k = 0; k < n_created; k++)
+                                        wrk_task_destroy(created[k]);
+                                goto refuse;
+                        }
+                }
+                for (size_t k = 0; k < nr; k++) {
+                        rd[k] = req[i].restore->via.array.ptr[k].via.bin.ptr;
+                        rl[k] = req[i].restore->via.array.ptr[k].via.bin.size;
+                }
+                rlist = (struct wrk_bytes_list){.data = rd, .len = rl, .n = nr};
+                topts.restore = nr ? &rlist : NULL;
                 r = wrk_task_create(&tid, wg, &topts, &created[n_created], why, sizeof(why));
+                if (rd != rdata) {
+                        free(rd);
+                        free(rl);
+                }
                 if (r < 0) {
                         snprintf(err, sizeof(err), "%s", why);
                         for (size_t k = 0; k < n_created; k++)
@@ -743,6 +867,38 @@ static void handle_cancel(struct wrk_ctl *c, struct rpc_conn *conn, uint64_t id,
         process_changes(c);
 }
 
+/* PROTO_TRIGGER_CHECKPOINT, PROTO_CHECKPOINT_COMPLETE, PROTO_CHECKPOINT_ABORT: handed
+ * to the job attempt's tasks, which act on them between steps. */
+static void handle_checkpoint_msg(struct wrk_ctl *c, const char *type,
+                                  const msgpack_object *map) {
+        char err[WRK_ERR_BYTES];
+        char job[ID_HEX_LEN + 1];
+        uint32_t attempt;
+        uint64_t n;
+        bool savepoint = false;
+        if (get_job(map, job, err, sizeof(err)) < 0 ||
+            msg_get_u32(map, "attempt", &attempt) < 0 ||
+            msg_get_u64(map, "checkpoint", &n) < 0 || n == 0) {
+                log_warn("%s dropped: needs job, attempt and checkpoint >= 1", type);
+                return;
+        }
+        (void)msg_get_bool(map, "savepoint", &savepoint);
+        enum wrk_ckpt_event ev = strcmp(type, PROTO_TRIGGER_CHECKPOINT) == 0 ? WRK_CKPT_TRIGGER
+                                 : strcmp(type, PROTO_CHECKPOINT_COMPLETE) == 0
+                                         ? WRK_CKPT_COMPLETE : WRK_CKPT_ABORT;
+        size_t tasks = 0;
+        for (size_t k = 0; k < c->n_tasks; k++) {
+                struct task_entry *e = &c->tasks[k];
+                const struct wrk_task_id *tid = wrk_task_id(e->task);
+                if (e->ended || tid->attempt != attempt || strcmp(tid->job, job) != 0)
+                        continue;
+                wrk_task_checkpoint_event(e->task, ev, n, savepoint);
+                tasks++;
+        }
+        log_debug("%s job=%s attempt=%" PRIu32 " checkpoint=%" PRIu64 " tasks=%zu", type, job,
+                  attempt, n, tasks);
+}
+
 static void handle_free_job(struct wrk_ctl *c, const msgpack_object *map) {
         char err[WRK_ERR_BYTES];
         char job[ID_HEX_LEN + 1];
@@ -782,8 +938,11 @@ static void on_message(struct rpc_conn *conn, const char *type, uint64_t id,
         if (conn != c->conn)
                 return;
         bool deploy = strcmp(type, PROTO_DEPLOY) == 0, cancel = strcmp(type, PROTO_CANCEL) == 0,
-             free_job = strcmp(type, PROTO_FREE_JOB) == 0;
-        if (!deploy && !cancel && !free_job) {
+             free_job = strcmp(type, PROTO_FREE_JOB) == 0,
+             ckpt = strcmp(type, PROTO_TRIGGER_CHECKPOINT) == 0 ||
+                    strcmp(type, PROTO_CHECKPOINT_COMPLETE) == 0 ||
+                    strcmp(type, PROTO_CHECKPOINT_ABORT) == 0;
+        if (!deploy && !cancel && !free_job && !ckpt) {
                 log_warn("unknown message type '%s' from %s", type, rpc_conn_peer(conn));
                 if (id)
                         rpc_reply_error(conn, id, "unknown message type");
@@ -800,6 +959,8 @@ static void on_message(struct rpc_conn *conn, const char *type, uint64_t id,
                 handle_deploy(c, conn, id, map, epoch);
         else if (cancel)
                 handle_cancel(c, conn, id, map, epoch);
+        else if (ckpt)
+                handle_checkpoint_msg(c, type, map);
         else
                 handle_free_job(c, map);
 }
@@ -1009,6 +1170,11 @@ static void process_changes(struct wrk_ctl *c) {
         for (size_t i = 0; i < c->n_tasks; i++) {
                 struct task_entry *e = &c->tasks[i];
                 struct wrk_task_change ch;
+                struct wrk_ckpt_result res;
+                while (wrk_task_take_checkpoint_result(e->task, &res)) {
+                        send_checkpoint_result(c, e->task, &res);
+                        free(res.state);
+                }
                 while (wrk_task_take_change(e->task, &ch)) {
                         const struct wrk_task_id *id = wrk_task_id(e->task);
                         if (ch.state == WRK_TASK_FAILED)
@@ -1109,6 +1275,88 @@ int wrk_ctl_shutdown(struct wrk_ctl *c, uint32_t timeout_ms,
 /* ------------------------------------------------------------------------------------
  * Lifetime. */
 
+/* The data-plane listener (taskmanager.data.port, 0 = any): its real port is what
+ * PROTO_REGISTER reports and what `peers` name this worker by. Data connections between
+ * workers are not implemented yet: an incoming one is closed with a logged reason, and a
+ * deployment whose channels would need one is refused (check_peers). */
+static void on_data_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                           int socklen, void *arg) {
+        (void)l;
+        (void)sa;
+        (void)socklen;
+        (void)arg;
+        log_warn("data connection refused: data connections between workers are not "
+                 "supported by this worker yet");
+        evutil_closesocket(fd);
+}
+
+static int data_listen(struct wrk_ctl *c) {
+        struct sockaddr_in sin;
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        sin.sin_addr.s_addr = htonl(INADDR_ANY);
+        sin.sin_port = htons(c->data_port);
+        c->data_listener = evconnlistener_new_bind(
+                c->base, on_data_accept, c, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
+                (struct sockaddr *)&sin, sizeof(sin));
+        if (!c->data_listener) {
+                log_error(-errno, "cannot listen on taskmanager.data.port %u",
+                          (unsigned)c->data_port);
+                return -EADDRINUSE;
+        }
+        struct sockaddr_in got;
+        socklen_t len = sizeof(got);
+        if (getsockname(evconnlistener_get_fd(c->data_listener), (struct sockaddr *)&got,
+                        &len) == 0)
+                c->data_port = ntohs(got.sin_port);
+        log_info("data port %u", (unsigned)c->data_port);
+        return 0;
+}
+
+/* Refuses a deployment whose tasks exchange records with a subtask that `peers` places
+ * on another worker (TCP data connections are not implemented yet). 0, or -EOPNOTSUPP
+ * with err set. peers absent or empty: everything is local. */
+static int check_peers(struct wrk_ctl *c, const struct job_graph *g, const msgpack_object *map,
+                       const struct req_task *req, size_t n, char *err, size_t err_len) {
+        const msgpack_object *peers = msg_map_get(map, "peers");
+        if (!peers || peers->type != MSGPACK_OBJECT_ARRAY)
+                return 0;
+        for (uint32_t k = 0; k < peers->via.array.size; k++) {
+                const msgpack_object *p = &peers->via.array.ptr[k];
+                uint32_t v, s, port;
+                char host[256];
+                if (p->type != MSGPACK_OBJECT_MAP || msg_get_u32(p, "vertex", &v) < 0 ||
+                    msg_get_u32(p, "subtask", &s) < 0 || msg_get_u32(p, "data_port", &port) < 0 ||
+                    msg_get_strbuf(p, "host", host, sizeof(host)) < 0 || v >= g->n_chains) {
+                        snprintf(err, err_len, "peers[%" PRIu32 "]: needs vertex, subtask, host "
+                                 "and data_port", k);
+                        return -EINVAL;
+                }
+                if (port == c->data_port && (strcmp(host, c->host) == 0 || !host[0]))
+                        continue; /* this worker */
+                /* Remote: refused if a task deployed here exchanges records with chain v. */
+                for (size_t i = 0; i < n; i++) {
+                        uint32_t mine = req[i].vertex;
+                        for (size_t e = 0; e < g->n_edges; e++) {
+                                const struct job_edge *ed = &g->edges[e];
+                                if (ed->chained)
+                                        continue;
+                                uint32_t from = g->vertices[ed->from].chain;
+                                uint32_t to = g->vertices[ed->to].chain;
+                                if ((from == mine && to == v) || (to == mine && from == v)) {
+                                        snprintf(err, err_len, "vertex %" PRIu32 " subtask %"
+                                                 PRIu32 " runs on %s:%" PRIu32 ": data "
+                                                 "connections between workers are not "
+                                                 "supported by this worker yet", v, s, host,
+                                                 port);
+                                        return -EOPNOTSUPP;
+                                }
+                        }
+                }
+        }
+        return 0;
+}
+
 int wrk_ctl_create(struct event_base *base, const struct wrk_ctl_options *o,
                    struct wrk_ctl **ret) {
         struct wrk_ctl *c = NULL;
@@ -1127,12 +1375,23 @@ int wrk_ctl_create(struct event_base *base, const struct wrk_ctl_options *o,
         snprintf(c->leader_hint, sizeof(c->leader_hint), "%s", o->leader_hint ? o->leader_hint : "");
         c->slots = o->slots;
         c->data_port = o->data_port;
+        if (data_listen(c) < 0) {
+                wrk_ctl_destroy(c);
+                return -EADDRINUSE;
+        }
         c->max_frame_bytes = o->max_frame_bytes;
         c->dns = o->dns;
         c->cfg_hb_interval_ms = c->hb_interval_ms = o->heartbeat_interval_ms;
         c->cfg_hb_timeout_ms = c->hb_timeout_ms = o->heartbeat_timeout_ms;
         c->out = o->out;
         c->err = o->err;
+        c->sb_env = o->sb_env;
+        snprintf(c->state_dir, sizeof(c->state_dir), "%s", o->state_dir ? o->state_dir : "");
+        snprintf(c->checkpoints_dir, sizeof(c->checkpoints_dir), "%s",
+                 o->checkpoints_dir ? o->checkpoints_dir : "");
+        c->buffer_timeout_ms = o->buffer_timeout_ms;
+        c->checkpoint_interval_ms = o->checkpoint_interval_ms;
+        c->checkpoint_at_least_once = o->checkpoint_at_least_once;
         c->retry_ms = WRK_RETRY_MIN_MS;
         c->state = WRK_CONN_NO_LEADER;
         c->max_tasks = (size_t)c->slots * WRK_MAX_TASKS_PER_SLOT;
@@ -1158,6 +1417,8 @@ int wrk_ctl_create(struct event_base *base, const struct wrk_ctl_options *o,
 void wrk_ctl_destroy(struct wrk_ctl *c) {
         if (!c)
                 return;
+        if (c->data_listener)
+                evconnlistener_free(c->data_listener);
         for (size_t i = 0; i < c->n_tasks; i++)
                 wrk_task_destroy(c->tasks[i].task);
         c->n_tasks = 0;

@@ -90,6 +90,18 @@ struct wrk_ctl_options {
         /* Print sink streams; NULL = stdout / stderr. Borrowed. */
         FILE *out;
         FILE *err;
+        /* Handed to every task (task.h wrk_task_options): the RocksDB environment
+         * (borrowed), the keyed state directory (copied) and execution.buffer-timeout. */
+        struct sb_env *sb_env;
+        const char *state_dir;
+        uint64_t buffer_timeout_ms;
+        /* Local path of state.checkpoints.dir (copied; NULL or "": jobs cannot
+         * checkpoint, every barrier is declined). */
+        const char *checkpoints_dir;
+        /* execution.checkpointing.interval and .mode (AT_LEAST_ONCE: true), for jobs
+         * without their own `checkpointing`. */
+        int64_t checkpoint_interval_ms;
+        bool checkpoint_at_least_once;
 };
 
 /* 0 and *ret in NO_LEADER, or -EINVAL / -ENOMEM. base must run on this thread and have

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/dns.h>
@@ -22,7 +23,9 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/rpc.h"
+#include "common/storage.h"
 #include "ha/zk.h"
+#include "statebackend/backend.h"
 #include "worker/control.h"
 #include "worker/leader.h"
 
@@ -177,6 +180,7 @@ int main(int argc, char **argv) {
         struct cfg *cfg = NULL;
         struct evdns_base *dns = NULL;
         struct event *sigterm_ev = NULL, *sigint_ev = NULL;
+        struct sb_env *sb_env = NULL;
         int rc = 1, r;
 
         for (int i = 1; i < argc; i++) {
@@ -308,7 +312,48 @@ int main(int argc, char **argv) {
                          cfg_int(cfg, CFG_JOBMANAGER_RPC_PORT));
         int64_t hb_interval = cfg_int(cfg, CFG_HEARTBEAT_INTERVAL);
         int64_t hb_timeout = cfg_int(cfg, CFG_HEARTBEAT_TIMEOUT);
+        /* Keyed state: one RocksDB environment for the process, sized from the config,
+         * and a directory per worker under state.backend.rocksdb.localdir (or the first
+         * of io.tmp.dirs). */
+        struct sb_env_config sbc = {
+                .memory_fixed_per_tm_bytes = (uint64_t)cfg_int(cfg, CFG_ROCKSDB_MEMORY_FIXED_PER_TM),
+                .write_buffer_ratio = cfg_double(cfg, CFG_ROCKSDB_WRITE_BUFFER_RATIO),
+        };
+        char sb_err[256] = "";
+        if ((r = sb_env_create(&sbc, &sb_env, sb_err, sizeof(sb_err))) < 0) {
+                log_error(r, "cannot create the RocksDB environment: %s", sb_err);
+                goto out;
+        }
+        char state_dir[4096];
+        const char *localdir = cfg_string(cfg, CFG_ROCKSDB_LOCALDIR);
+        if (!localdir[0]) {
+                const char *tmp = cfg_string(cfg, CFG_IO_TMP_DIRS);
+                size_t n = strcspn(tmp, ",:");
+                snprintf(state_dir, sizeof(state_dir), "%.*s/flinc-worker-%s", (int)n, tmp,
+                         resource_id);
+        } else {
+                snprintf(state_dir, sizeof(state_dir), "%s/flinc-worker-%s", localdir,
+                         resource_id);
+        }
+        int64_t buffer_timeout = cfg_int(cfg, CFG_EXECUTION_BUFFER_TIMEOUT);
+        char checkpoints_dir[4096] = "";
+        const char *chk_uri = cfg_string(cfg, CFG_STATE_CHECKPOINTS_DIR);
+        if (chk_uri[0]) {
+                char why[256];
+                if ((r = storage_uri_to_path(chk_uri, checkpoints_dir, sizeof(checkpoints_dir),
+                                             why, sizeof(why))) < 0) {
+                        log_error(r, "state.checkpoints.dir: %s", why);
+                        goto out;
+                }
+        }
         struct wrk_ctl_options co = {
+                .sb_env = sb_env,
+                .state_dir = state_dir,
+                .buffer_timeout_ms = buffer_timeout > 0 ? (uint64_t)buffer_timeout : 0,
+                .checkpoints_dir = checkpoints_dir,
+                .checkpoint_interval_ms = cfg_int(cfg, CFG_CHECKPOINTING_INTERVAL),
+                .checkpoint_at_least_once =
+                        strcasecmp(cfg_string(cfg, CFG_CHECKPOINTING_MODE), "AT_LEAST_ONCE") == 0,
                 .resource_id = resource_id,
                 .host = host,
                 .slots = slots,
@@ -385,6 +430,7 @@ int main(int argc, char **argv) {
 out:
         wrk_leader_destroy(m.leader);
         wrk_ctl_destroy(m.ctl);
+        sb_env_destroy(sb_env);
         ha_zk_destroy(m.zk);
         if (sigterm_ev)
                 event_free(sigterm_ev);

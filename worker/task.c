@@ -12,6 +12,15 @@
 #include "common/clock.h"
 #include "common/proto.h"
 #include "worker/ops.h"
+#include "worker/substate.h"
+
+#define WRK_TASK_MAX_RESULTS 64u
+
+struct ckpt_ev {
+        enum wrk_ckpt_event ev;
+        uint64_t id;
+        bool savepoint;
+};
 
 struct wrk_task {
         struct wrk_task_id id;
@@ -34,7 +43,92 @@ struct wrk_task {
 
         _Atomic uint64_t records_in;
         _Atomic uint64_t records_out;
+
+        /* Checkpoints, under mu: events in, results out. */
+        struct ckpt_ev events[WRK_TASK_MAX_CKPT_EVENTS];
+        uint32_t n_events;
+        struct wrk_ckpt_result *results[WRK_TASK_MAX_RESULTS];
+        uint32_t n_results;
+        /* Decoded restore states, kept until destroy (the chain borrows them). */
+        struct wrk_substate **restore;
+        size_t n_restore;
+        char job_dir[4096];
+        char restore_dir[4096];
 };
+
+void wrk_task_checkpoint_event(struct wrk_task *t, enum wrk_ckpt_event ev, uint64_t checkpoint_id,
+                               bool savepoint) {
+        pthread_mutex_lock(&t->mu);
+        if (t->n_events == WRK_TASK_MAX_CKPT_EVENTS) {
+                memmove(&t->events[0], &t->events[1], (t->n_events - 1) * sizeof(t->events[0]));
+                t->n_events--;
+        }
+        t->events[t->n_events++] = (struct ckpt_ev){ev, checkpoint_id, savepoint};
+        pthread_cond_broadcast(&t->cond);
+        pthread_mutex_unlock(&t->mu);
+}
+
+bool wrk_task_take_checkpoint_result(struct wrk_task *t, struct wrk_ckpt_result *ret) {
+        pthread_mutex_lock(&t->mu);
+        if (t->n_results == 0) {
+                pthread_mutex_unlock(&t->mu);
+                return false;
+        }
+        struct wrk_ckpt_result *r = t->results[0];
+        memmove(&t->results[0], &t->results[1], (t->n_results - 1) * sizeof(t->results[0]));
+        t->n_results--;
+        pthread_mutex_unlock(&t->mu);
+        *ret = *r;
+        free(r);
+        return true;
+}
+
+/* ops.h on_checkpoint, on the task thread: queues the result for the control loop. */
+static void on_checkpoint(void *arg, struct wrk_ckpt_result *res) {
+        struct wrk_task *t = arg;
+        struct wrk_ckpt_result *copy = malloc(sizeof(*copy));
+        if (!copy)
+                return; /* the leader times the checkpoint out */
+        *copy = *res;
+        res->state = NULL; /* taken */
+        pthread_mutex_lock(&t->mu);
+        if (t->n_results == WRK_TASK_MAX_RESULTS) {
+                free(t->results[0]->state);
+                free(t->results[0]);
+                memmove(&t->results[0], &t->results[1],
+                        (t->n_results - 1) * sizeof(t->results[0]));
+                t->n_results--;
+        }
+        t->results[t->n_results++] = copy;
+        pthread_mutex_unlock(&t->mu);
+        if (t->opts.notify)
+                t->opts.notify(t->opts.notify_arg);
+}
+
+/* Handles the queued checkpoint events on the task thread. A negative errno fails the
+ * task (a sink commit that failed, corrupt local state). */
+static int run_checkpoint_events(struct wrk_task *t) {
+        for (;;) {
+                pthread_mutex_lock(&t->mu);
+                if (t->n_events == 0) {
+                        pthread_mutex_unlock(&t->mu);
+                        return 0;
+                }
+                struct ckpt_ev e = t->events[0];
+                memmove(&t->events[0], &t->events[1], (t->n_events - 1) * sizeof(e));
+                t->n_events--;
+                pthread_mutex_unlock(&t->mu);
+                int r = 0;
+                if (e.ev == WRK_CKPT_TRIGGER)
+                        r = wrk_chain_trigger(t->chain, e.id, e.savepoint);
+                else if (e.ev == WRK_CKPT_COMPLETE)
+                        r = wrk_chain_complete(t->chain, e.id);
+                else
+                        wrk_chain_abort(t->chain, e.id);
+                if (r < 0)
+                        return r;
+        }
+}
 
 const char *wrk_task_state_name(enum wrk_task_state s) {
         switch (s) {
@@ -153,6 +247,12 @@ static void *task_main(void *arg) {
         for (;;) {
                 if (atomic_load(&t->cancel))
                         goto out;
+                r = run_checkpoint_events(t);
+                if (r < 0) {
+                        snprintf(error, sizeof(error), "%s", wrk_chain_error(t->chain));
+                        end = WRK_TASK_FAILED;
+                        goto out;
+                }
                 uint64_t now = clock_mono_us();
                 uint64_t allowed = wrk_rate_allowance(&rate, now, WRK_STEP_MAX_RECORDS);
                 if (allowed == 0) {
@@ -164,12 +264,31 @@ static void *task_main(void *arg) {
                 r = wrk_chain_step(t->chain, allowed, &emitted);
                 wrk_rate_take(&rate, emitted);
                 publish_counters(t);
+                if (r < 0 && atomic_load(&t->cancel))
+                        goto out; /* e.g. a producer woken from a full channel: CANCELED */
                 if (r < 0) {
                         snprintf(error, sizeof(error), "%s", wrk_chain_error(t->chain));
                         end = WRK_TASK_FAILED;
                         goto out;
                 }
-                if (r == 1) {
+                if (r == 1 && wrk_chain_needs_final_checkpoint(t->chain)) {
+                        /* wait for the final checkpoint (ops.h) */
+                        wrk_chain_end_of_input(t->chain);
+                        while (!wrk_chain_final_done(t->chain)) {
+                                if (atomic_load(&t->cancel))
+                                        goto out;
+                                r = run_checkpoint_events(t);
+                                if (r < 0) {
+                                        snprintf(error, sizeof(error), "%s",
+                                                 wrk_chain_error(t->chain));
+                                        end = WRK_TASK_FAILED;
+                                        goto out;
+                                }
+                                if (!wrk_chain_final_done(t->chain))
+                                        wait_until(t, clock_mono_us() + 20000);
+                        }
+                }
+                if (r == 1 || wrk_chain_final_done(t->chain)) {
                         r = wrk_chain_finish(t->chain);
                         publish_counters(t);
                         if (r < 0) {
@@ -220,11 +339,56 @@ int wrk_task_create(const struct wrk_task_id *id, struct wrk_graph *graph,
         atomic_init(&t->cancel, false);
         atomic_init(&t->records_in, 0);
         atomic_init(&t->records_out, 0);
+        if (t->opts.job_checkpoint_dir)
+                snprintf(t->job_dir, sizeof(t->job_dir), "%s", t->opts.job_checkpoint_dir);
+        if (t->opts.restore_dir)
+                snprintf(t->restore_dir, sizeof(t->restore_dir), "%s", t->opts.restore_dir);
+        if (t->opts.restore && t->opts.restore->n) {
+                const struct wrk_bytes_list *rl = t->opts.restore;
+                t->restore = calloc(rl->n, sizeof(*t->restore));
+                if (!t->restore) {
+                        free(t);
+                        return -ENOMEM;
+                }
+                for (size_t i = 0; i < rl->n; i++) {
+                        char why[256] = "";
+                        r = wrk_substate_decode(rl->data[i], rl->len[i], &t->restore[i], why,
+                                                sizeof(why));
+                        if (r < 0) {
+                                snprintf(err, err_len, "restore[%zu]: %s", i, why);
+                                for (size_t k = 0; k < t->n_restore; k++)
+                                        wrk_substate_free(t->restore[k]);
+                                free(t->restore);
+                                free(t);
+                                return r;
+                        }
+                        t->n_restore++;
+                }
+        }
         struct wrk_chain_ctx ctx = {.job = id->job, .attempt = id->attempt,
                                     .subtask = id->subtask, .parallelism = p,
-                                    .out = t->opts.out, .err = t->opts.err};
+                                    .out = t->opts.out, .err = t->opts.err,
+                                    .cancel = &t->cancel, .sb_env = t->opts.sb_env,
+                                    .state_dir = t->opts.state_dir,
+                                    .buffer_timeout_ms = t->opts.buffer_timeout_ms,
+                                    .job_checkpoint_dir = t->job_dir[0] ? t->job_dir : NULL,
+                                    .on_checkpoint = on_checkpoint, .on_checkpoint_arg = t,
+                                    .restore = (const struct wrk_substate *const *)t->restore,
+                                    .n_restore = t->n_restore,
+                                    .restored_checkpoint = t->opts.restored_checkpoint,
+                                    .restore_dir = t->restore_dir[0] ? t->restore_dir : NULL,
+                                    .default_checkpoint_interval_ms =
+                                            t->opts.default_checkpoint_interval_ms,
+                                    .default_at_least_once = t->opts.default_at_least_once};
+        t->opts.state_dir = NULL; /* copied by the chain; not kept */
+        t->opts.job_checkpoint_dir = NULL;
+        t->opts.restore = NULL;
+        t->opts.restore_dir = NULL;
         r = wrk_chain_create(g, id->vertex, &ctx, &t->chain, err, err_len);
         if (r < 0) {
+                for (size_t k = 0; k < t->n_restore; k++)
+                        wrk_substate_free(t->restore[k]);
+                free(t->restore);
                 free(t);
                 return r;
         }
@@ -337,6 +501,13 @@ void wrk_task_destroy(struct wrk_task *t) {
         wrk_task_cancel(t);
         wrk_task_join(t);
         wrk_chain_destroy(t->chain); /* never started */
+        for (size_t k = 0; k < t->n_restore; k++)
+                wrk_substate_free(t->restore[k]);
+        free(t->restore);
+        for (uint32_t k = 0; k < t->n_results; k++) {
+                free(t->results[k]->state);
+                free(t->results[k]);
+        }
         pthread_cond_destroy(&t->cond);
         pthread_mutex_destroy(&t->mu);
         wrk_graph_unref(t->graph);

@@ -79,6 +79,7 @@ struct wrk_task_change {
 };
 
 struct wrk_task;
+struct sb_env;
 
 typedef void (*wrk_task_notify_fn)(void *arg);
 
@@ -89,7 +90,45 @@ struct wrk_task_options {
         /* Print sink streams (NULL: stdout, stderr); borrowed, must outlive the task. */
         FILE *out;
         FILE *err;
+        /* Keyed state: the process's RocksDB environment (borrowed; NULL: a default one)
+         * and the directory for the subtasks' RocksDB files (copied; NULL: $TMPDIR). */
+        struct sb_env *sb_env;
+        const char *state_dir;
+        /* execution.buffer-timeout in ms (0: send every record at once). */
+        uint64_t buffer_timeout_ms;
+        /* Local path of <state.checkpoints.dir>/<job> (copied; NULL: no checkpoints). */
+        const char *job_checkpoint_dir;
+        /* Restore: serialized subtask states (PROTO_DEPLOY `restore`; decoded and kept by
+         * the task; a bad one fails wrk_task_create naming it) and their checkpoint. */
+        const struct wrk_bytes_list *restore;
+        uint64_t restored_checkpoint;
+        const char *restore_dir; /* copied; NULL or "": the job's checkpoint dir */
+        /* execution.checkpointing.interval / .mode of the cluster (ops.h). */
+        int64_t default_checkpoint_interval_ms;
+        bool default_at_least_once;
 };
+
+/* A list of byte strings (restore states); borrowed. */
+struct wrk_bytes_list {
+        const void *const *data;
+        const size_t *len;
+        size_t n;
+};
+
+/* Checkpoint events from the leader, handled by the task thread between steps. */
+enum wrk_ckpt_event { WRK_CKPT_TRIGGER, WRK_CKPT_COMPLETE, WRK_CKPT_ABORT };
+
+/* Queues an event (at most WRK_TASK_MAX_CKPT_EVENTS pending; past that the oldest is
+ * dropped: a lost trigger times out at the leader, a lost complete is subsumed by the
+ * next). A trigger only matters to a source task. */
+#define WRK_TASK_MAX_CKPT_EVENTS 64u
+void wrk_task_checkpoint_event(struct wrk_task *t, enum wrk_ckpt_event ev, uint64_t checkpoint_id,
+                               bool savepoint);
+
+/* Takes the oldest checkpoint result (ack or decline) the task produced: true and *ret
+ * (ret->state is malloc'ed: the caller frees it), or false. */
+struct wrk_ckpt_result;
+bool wrk_task_take_checkpoint_result(struct wrk_task *t, struct wrk_ckpt_result *ret);
 
 /* Builds the task's chain (nothing runs yet): 0 and *ret in state DEPLOYING, or
  * -EOPNOTSUPP / -EINVAL / -ENOMEM with the reason in err (naming the operator or the

@@ -493,12 +493,13 @@ def test_deploy_refusals(procs, tmp_dir, peer):
     damaged graph are errors, and the worker keeps serving."""
     w = start_worker(procs, none_conf(tmp_dir, peer.port))
     conn = peer.registered()
-    keyed = job_graph(JOB_B, [{"generator": {"count": 10}}, "tokenize",
-                              {"key_by": {"field": "word"}}, "count",
-                              {"sink": {"type": "discard"}}])
-    assert_refused(deploy(conn, JOB_B, 1, keyed, [(0, 0, 0)]), "operator 'key_by'",
-                   "a keyed job")
-    w.wait_log(rf"-deploy-refused job={JOB_B} attempt=1 reason=operator 'key_by'", 5)
+    windowed = job_graph(JOB_B, [{"generator": {"count": 10}}, "tokenize",
+                                 {"key_by": {"field": "word"}},
+                                 {"window": {"type": "tumbling", "size": 1000}},
+                                 {"sink": {"type": "discard"}}])
+    assert_refused(deploy(conn, JOB_B, 1, windowed, [(0, 0, 0), (1, 0, 0)]),
+                   "operator 'window'", "a windowed job")
+    w.wait_log(rf"-deploy-refused job={JOB_B} attempt=1 reason=operator 'window'", 5)
 
     slow = job_graph(JOB_A, [{"generator": {"rate": 5}}, {"sink": {"type": "discard"}}])
     assert_ok(deploy(conn, JOB_A, 1, slow, [(0, 0, 0)]), "an unbounded job in slot 0")
