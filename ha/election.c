@@ -602,12 +602,40 @@ out:
 /* Lists the election directory and looks at every node's ephemeralOwner: ours are
  * adopted (after an ambiguous create) or deleted (a fresh registration), then a node is
  * created if none was adopted. */
-static void el_scan_start(struct ha_election *e) {
+static void el_scan_list(struct ha_election *e) {
         struct el_op *op = el_op_new(e);
         int r = op ? ha_zk_achildren(e->zk, e->dir, false, el_scan_children_done, op) : -ENOMEM;
         if (r < 0) {
                 el_op_free(op);
                 el_failed(e, r, "listing", e->dir);
+        }
+}
+
+static void el_scan_synced(int rc, const char *value, const void *data) {
+        (void)value;
+        struct el_op *op = (struct el_op *)data;
+        struct ha_election *e = el_op_begin(op);
+        if (!e)
+                return;
+        if (e->state == HA_ELECTION_REGISTERING) {
+                if (rc == ZOK)
+                        el_scan_list(e);
+                else
+                        el_failed(e, ha_zk_error(rc), "syncing", e->dir);
+        }
+        el_op_end(op);
+}
+
+/* A create sent on a connection that was then lost may still be on its way through the
+ * quorum while we reconnect to another server: sync first, so that the listing sees it
+ * if the leader ordered it before our sync (and if it did not, the server refuses it
+ * as coming from a session that moved). */
+static void el_scan_start(struct ha_election *e) {
+        struct el_op *op = el_op_new(e);
+        int r = op ? ha_zk_async_sync(e->zk, e->dir, el_scan_synced, op) : -ENOMEM;
+        if (r < 0) {
+                el_op_free(op);
+                el_failed(e, r, "syncing", e->dir);
         }
 }
 
@@ -934,12 +962,35 @@ out:
         el_op_end(op);
 }
 
+static void el_claim_readback_synced(int rc, const char *value, const void *data) {
+        (void)value;
+        struct el_op *op = (struct el_op *)data;
+        struct ha_election *e = el_op_begin(op);
+        if (!e)
+                return;
+        if (rc != ZOK) {
+                el_failed(e, ha_zk_error(rc), "syncing", e->leader_path);
+        } else {
+                struct el_op *q = el_op_new(e);
+                int r = q ? ha_zk_aget(e->zk, e->leader_path, false, el_readback_leader, q)
+                          : -ENOMEM;
+                if (r < 0) {
+                        el_op_free(q);
+                        el_failed(e, r, "reading", e->leader_path);
+                }
+        }
+        el_op_end(op);
+}
+
+/* Reads back an ambiguous claim, after a sync (see el_scan_start): the multi may still
+ * be on its way through the quorum when we reconnect to another server. */
 static void el_claim_readback(struct ha_election *e) {
         struct el_op *op = el_op_new(e);
-        int r = op ? ha_zk_aget(e->zk, e->leader_path, false, el_readback_leader, op) : -ENOMEM;
+        int r = op ? ha_zk_async_sync(e->zk, e->leader_path, el_claim_readback_synced, op)
+                   : -ENOMEM;
         if (r < 0) {
                 el_op_free(op);
-                el_failed(e, r, "reading", e->leader_path);
+                el_failed(e, r, "syncing", e->leader_path);
         }
 }
 

@@ -695,6 +695,14 @@ int ha_zk_achildren(struct ha_zk *zk, const char *path, bool watch, strings_comp
                                                 watch ? zk : NULL, done, ctx));
 }
 
+int ha_zk_async_sync(struct ha_zk *zk, const char *path, string_completion_t done,
+                     const void *ctx) {
+        zhandle_t *zh = ha_zk_handle(zk);
+        if (!zh)
+                return -ENOTCONN;
+        return zk_queued(zk, zoo_async(zh, path, done, ctx));
+}
+
 int ha_zk_amulti(struct ha_zk *zk, int count, const zoo_op_t *ops, zoo_op_result_t *results,
                  void_completion_t done, const void *ctx) {
         zhandle_t *zh = ha_zk_handle(zk);

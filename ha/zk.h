@@ -176,6 +176,11 @@ int ha_zk_aexists(struct ha_zk *zk, const char *path, bool watch, stat_completio
                   const void *ctx);
 int ha_zk_achildren(struct ha_zk *zk, const char *path, bool watch,
                     strings_completion_t done, const void *ctx);
+/* zoo_async: the server this session talks to catches up with the quorum's leader, so
+ * every write the leader ordered before the sync (also one sent on a connection that
+ * was then lost) is visible to the reads that follow. */
+int ha_zk_async_sync(struct ha_zk *zk, const char *path, string_completion_t done,
+                     const void *ctx);
 /* ops and results must stay valid until done runs (results, create path buffers and set
  * stats are written then): keep them in the request's context. */
 int ha_zk_amulti(struct ha_zk *zk, int count, const zoo_op_t *ops, zoo_op_result_t *results,
