@@ -41,6 +41,14 @@
 #define SB_MIN_WRITE_BUFFER_BYTES (256u << 10)
 #define SB_MAX_WRITE_BUFFER_BYTES (64u << 20)
 
+/* Universal compaction's compression_size_percent (env.c). -1 (RocksDB's default):
+ * everything is compressed, flushes included. N in 0..100: at least N % of the state is
+ * compressed; flushes and compactions of the youngest runs are not, which takes LZ4
+ * (about 40 % of a flush's CPU in tools/bench/state) out of the synchronous snapshot but
+ * uploads the changed state uncompressed. Off until a benchmark on a quiet machine shows
+ * the p99 gain is worth that; see env.c. */
+#define SB_COMPRESSED_PERCENT (-1)
+
 #define SB_STATE_NAME_MAX 64
 #define SB_MAX_STATES 1024
 #define SB_MAX_KEY_BYTES (1u << 20)      /* key, namespace and map user key, each */

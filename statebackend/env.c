@@ -395,6 +395,13 @@ rocksdb_options_t *sb_cf_options(struct sb_env *env, enum sb_state_kind kind, ui
         rocksdb_universal_compaction_options_t *uo = rocksdb_universal_compaction_options_create();
         if (!uo)
                 goto fail;
+        /* SB_COMPRESSED_PERCENT (backend.h): with N >= 0 a memtable flush writes its SST
+         * file uncompressed, and so does a compaction of recent runs while the older
+         * ones hold N % of the data; compactions into the oldest run and full ones
+         * compress. The price: up to 100 - N % of the state, the youngest, is stored and
+         * uploaded uncompressed. tools/bench/state passes the same to db_bench. */
+        rocksdb_universal_compaction_options_set_compression_size_percent(uo,
+                                                                          SB_COMPRESSED_PERCENT);
         rocksdb_options_set_universal_compaction_options(o, uo); /* copied */
         rocksdb_universal_compaction_options_destroy(uo);
         rocksdb_options_set_level0_file_num_compaction_trigger(o, 4);

@@ -267,9 +267,17 @@ int sb_handle_parse(const void *data, size_t len, struct sb_handle **ret_handle,
                 r = -ENOMEM;
                 goto out;
         }
-        size_t off = 0;
-        if (msgpack_unpack_next(&up, body, body_len, &off) != MSGPACK_UNPACK_SUCCESS ||
-            off != body_len || up.data.type != MSGPACK_OBJECT_MAP) {
+        /* Bounded: msgpack-c sizes a container from its header alone, so a few bytes of
+         * a corrupt or hostile handle could ask for gigabytes. Four levels: root map,
+         * "private" map, "files" array, member map. Every object takes a byte at least,
+         * so body_len bounds their number. */
+        const char *uwhy = NULL;
+        if (msg_unpack_bounded(body, body_len, 4, body_len, &up, &uwhy) < 0) {
+                r = sb_fail(err, err_len, -EINVAL, "state handle: body is not one msgpack "
+                            "object: %s", uwhy ? uwhy : "?");
+                goto out;
+        }
+        if (up.data.type != MSGPACK_OBJECT_MAP) {
                 r = sb_fail(err, err_len, -EINVAL, "state handle: body is not one msgpack map");
                 goto out;
         }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/crc32c.h"
 #include "common/fsutil.h"
 #include "statebackend/sb_internal.h"
@@ -23,7 +24,57 @@ struct sb_snapshot {
         char dir[SB_PATH_MAX];
         struct sb_filemap *base;  /* the base when the snapshot was taken */
         bool uploaded;
+        struct sb_sync_stats sync;
 };
+
+void sb_snapshot_get_sync_stats(const struct sb_snapshot *snap,
+                                struct sb_sync_stats *ret_stats) {
+        *ret_stats = snap->sync;
+}
+
+/* Under the task thread: whether no state has data outside SST files. */
+static bool memtables_empty(struct sb_backend *b) {
+        for (size_t i = 0; i < b->n_states; i++) {
+                uint64_t active = 1, imm = 1;
+                if (rocksdb_property_int_cf(b->db, b->states[i].cf,
+                                            "rocksdb.num-entries-active-mem-table", &active) != 0 ||
+                    rocksdb_property_int_cf(b->db, b->states[i].cf,
+                                            "rocksdb.num-immutable-mem-table", &imm) != 0 ||
+                    active != 0 || imm != 0)
+                        return false;
+        }
+        return true;
+}
+
+/* Flushes the memtables of every state's column family and waits for their SST files.
+ * The task thread is the only writer, so nothing is written between this flush and the
+ * checkpoint that follows: the checkpoint need not flush again. *ret_flushed says
+ * whether the memtables were seen empty afterwards; if not (which RocksDB should not
+ * do), the caller lets the checkpoint flush, as the snapshot would otherwise miss the
+ * memtables (the WAL is off). */
+static int flush_states(struct sb_backend *b, struct sb_sync_stats *st, bool *ret_flushed,
+                        char *err, size_t err_len) {
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        if (!fo)
+                return -ENOMEM;
+        rocksdb_flushoptions_set_wait(fo, 1);
+        int r = 0;
+        for (size_t i = 0; i < b->n_states && r == 0; i++) {
+                uint64_t v = 0;
+                if (rocksdb_property_int_cf(b->db, b->states[i].cf,
+                                            "rocksdb.num-entries-active-mem-table", &v) == 0)
+                        st->memtable_entries += v;
+                char *e = NULL;
+                rocksdb_flush_cf(b->db, fo, b->states[i].cf, &e);
+                if (e)
+                        r = sb_fail_rocks(err, err_len, e, "flushing state '%s' of %s",
+                                          b->states[i].name, b->db_dir);
+        }
+        rocksdb_flushoptions_destroy(fo);
+        if (r == 0)
+                *ret_flushed = memtables_empty(b);
+        return r;
+}
 
 uint64_t sb_snapshot_checkpoint_id(const struct sb_snapshot *snap) {
         return snap->checkpoint_id;
@@ -100,13 +151,23 @@ int sb_snapshot_sync(struct sb_backend *b, uint64_t checkpoint_id,
 
         char *e = NULL;
         (void)fs_rm_rf(snap->dir); /* a leftover of a crashed run; RocksDB needs it gone */
+        uint64_t t0 = clock_mono_us();
+        bool flushed = false;
+        r = flush_states(b, &snap->sync, &flushed, err, err_len);
+        if (r < 0) {
+                sb_snapshot_destroy(snap);
+                return r;
+        }
+        uint64_t t1 = clock_mono_us();
         rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(b->db, &e);
         if (!e)
-                /* log_size_for_flush 0: always flush; with the WAL off this is what puts
-                 * the memtables into the snapshot. */
-                rocksdb_checkpoint_create(cp, snap->dir, 0, &e);
+                /* log_size_for_flush: UINT64_MAX never flushes, 0 always does. The
+                 * memtables were just flushed, unless flush_states() saw otherwise. */
+                rocksdb_checkpoint_create(cp, snap->dir, flushed ? UINT64_MAX : 0, &e);
         if (cp)
                 rocksdb_checkpoint_object_destroy(cp);
+        snap->sync.flush_us = t1 - t0;
+        snap->sync.checkpoint_us = clock_mono_us() - t1;
         if (e) {
                 r = sb_fail_rocks(err, err_len, e, "RocksDB checkpoint of %s into %s",
                                   b->db_dir, snap->dir);

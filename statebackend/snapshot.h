@@ -44,6 +44,16 @@ int sb_snapshot_sync(struct sb_backend *b, uint64_t checkpoint_id,
 
 uint64_t sb_snapshot_checkpoint_id(const struct sb_snapshot *snap);
 
+/* Where the synchronous part's time went. */
+struct sb_sync_stats {
+        uint64_t memtable_entries; /* in the active memtables before the flush */
+        uint64_t flush_us;         /* flushing them to SST files */
+        uint64_t checkpoint_us;    /* RocksDB checkpoint: hard links, MANIFEST copy, syncs */
+};
+
+void sb_snapshot_get_sync_stats(const struct sb_snapshot *snap,
+                                struct sb_sync_stats *ret_stats);
+
 struct sb_upload_stats {
         uint32_t sst_files;        /* SST files the handle names */
         uint32_t new_sst_files;    /* of which this upload copied */

@@ -130,6 +130,19 @@ static int update_fn(void *arg, const void *acc, size_t acc_len, const void *in,
         return 0;
 }
 
+/* The machine may be shared: each phase's figures go with the load average it ran at. */
+static void print_load(const char *when) {
+        char buf[128] = "?";
+        FILE *f = fopen("/proc/loadavg", "r");
+        if (f) {
+                if (!fgets(buf, sizeof(buf), f))
+                        snprintf(buf, sizeof(buf), "?");
+                fclose(f);
+        }
+        buf[strcspn(buf, "\n")] = '\0';
+        fprintf(stderr, "bench state: load average %s: %s\n", when, buf);
+}
+
 static int cmp_double(const void *a, const void *b) {
         double x = *(const double *)a, y = *(const double *)b;
         return x < y ? -1 : x > y;
@@ -138,24 +151,27 @@ static int cmp_double(const void *a, const void *b) {
 /* ---- db_bench ------------------------------------------------------------------------ */
 
 static double run_db_bench(uint64_t cache_bytes, uint64_t write_buffer_bytes) {
-        char db[1200], num[64], cache[64], wb[64], ks[32], vs[32];
+        char db[1200], num[64], cache[64], wb[64], ks[32], vs[32], csp[64];
         snprintf(db, sizeof(db), "--db=%s/db_bench", local);
         snprintf(num, sizeof(num), "--num=%" PRIu64, opt.keys);
         snprintf(cache, sizeof(cache), "--cache_size=%" PRIu64, cache_bytes);
         snprintf(wb, sizeof(wb), "--write_buffer_size=%" PRIu64, write_buffer_bytes);
         snprintf(ks, sizeof(ks), "--key_size=%d", KEY_BYTES);
         snprintf(vs, sizeof(vs), "--value_size=%d", VALUE_BYTES);
+        snprintf(csp, sizeof(csp), "--universal_compression_size_percent=%d",
+                 SB_COMPRESSED_PERCENT);
         /* The backend's settings (env.c, backend.c), so that the ratio measures the
          * backend's own work per operation. */
         char *argv[] = {(char *)opt.db_bench, "--benchmarks=fillrandom,updaterandom,updaterandom", num, ks, vs,
                         "--disable_wal=1", db, cache, wb, "--max_write_buffer_number=2",
                         "--compression_type=lz4", "--compression_ratio=1.0",
-                        "--compaction_style=1", "--level0_file_num_compaction_trigger=4",
+                        "--compaction_style=1", csp, "--level0_file_num_compaction_trigger=4",
                         "--block_size=16384", "--bloom_bits=10", "--format_version=5",
                         "--checksum_type=1", "--cache_index_and_filter_blocks=1",
                         "--pin_l0_filter_and_index_blocks_in_cache=1",
                         "--bytes_per_sync=1048576", "--max_background_jobs=3", "--threads=1",
                         "--seed=1", NULL};
+        print_load("before db_bench");
         fprintf(stderr, "bench state: running");
         for (char **a = argv; *a; a++)
                 fprintf(stderr, " %s", *a);
@@ -236,7 +252,7 @@ struct ckpt_loop {
 
 /* Sync + upload + register + confirm, retiring beyond 2 retained; returns the sync ms. */
 static double checkpoint(struct ckpt_loop *c, uint64_t id, struct sb_upload_stats *stats,
-                         char **ret_handle, size_t *ret_len) {
+                         struct sb_sync_stats *ret_sync, char **ret_handle, size_t *ret_len) {
         char err[1024];
         struct sb_snapshot *snap = NULL;
         uint64_t t0 = clock_mono_us();
@@ -244,6 +260,8 @@ static double checkpoint(struct ckpt_loop *c, uint64_t id, struct sb_upload_stat
         uint64_t t1 = clock_mono_us();
         if (r < 0)
                 die(r, "synchronous snapshot", err);
+        if (ret_sync)
+                sb_snapshot_get_sync_stats(snap, ret_sync);
         char *h = NULL;
         size_t len = 0;
         r = sb_snapshot_upload(snap, c->job_dir, &h, &len, stats, err, sizeof(err));
@@ -368,6 +386,7 @@ int main(int argc, char **argv) {
                 die(r, "sb_backend_create", err);
         sb_env_get_stats(env, &es);
         struct sb_state *st = sb_backend_state(b, "acc");
+        print_load("before the read-modify-write runs");
         uint64_t t0 = clock_mono_us();
         rmw_ops(st, opt.keys); /* the fill: random keys, as fillrandom */
         uint64_t t1 = clock_mono_us();
@@ -395,31 +414,52 @@ int main(int argc, char **argv) {
         if (r < 0)
                 die(r, "sb_registry_create", NULL);
         sb_backend_compact(b);
+        print_load("before the snapshots");
         struct sb_upload_stats s1, s2, s;
-        checkpoint(&cl, 1, &s1, NULL, NULL);
+        checkpoint(&cl, 1, &s1, NULL, NULL, NULL);
         rmw_ops(st, opt.keys / 100);
-        checkpoint(&cl, 2, &s2, NULL, NULL);
+        checkpoint(&cl, 2, &s2, NULL, NULL, NULL);
         double incr = (double)s2.copied_bytes / (double)s1.copied_bytes;
         fprintf(stderr, "bench state: checkpoint 1 copied %" PRIu64 " bytes, checkpoint 2 after "
                 "1%% updates %" PRIu64 " bytes\n", s1.copied_bytes, s2.copied_bytes);
         double *lat = calloc((size_t)opt.snapshots, sizeof(double));
-        uint64_t copied = 0;
+        double *flush_ms = calloc((size_t)opt.snapshots, sizeof(double));
+        double *cp_ms = calloc((size_t)opt.snapshots, sizeof(double));
+        if (!lat || !flush_ms || !cp_ms)
+                die(-ENOMEM, "latency arrays", NULL);
+        uint64_t copied = 0, memtable = 0;
         for (int i = 0; i < opt.snapshots; i++) {
+                struct sb_sync_stats ss;
                 rmw_ops(st, opt.keys / 100);
-                lat[i] = checkpoint(&cl, 3 + (uint64_t)i, &s, NULL, NULL);
+                lat[i] = checkpoint(&cl, 3 + (uint64_t)i, &s, &ss, NULL, NULL);
+                flush_ms[i] = (double)ss.flush_us / 1000.0;
+                cp_ms[i] = (double)ss.checkpoint_us / 1000.0;
                 copied += s.copied_bytes;
+                memtable += ss.memtable_entries;
                 if (opt.verbose) {
                         struct sb_backend_stats vs;
                         sb_backend_get_stats(b, &vs);
-                        fprintf(stderr, "bench state: snapshot %d: sync %.2f ms, copied %" PRIu64
+                        fprintf(stderr, "bench state: snapshot %d: sync %.2f ms (flush of %" PRIu64
+                                " memtable entries %.2f ms, checkpoint %.2f ms), copied %" PRIu64
                                 " bytes in %u new SST files; %u live SST files (%u in L0)\n",
-                                i + 3, lat[i], s.copied_bytes, s.new_sst_files, vs.sst_files,
-                                vs.l0_files);
+                                i + 3, lat[i], ss.memtable_entries, flush_ms[i], cp_ms[i],
+                                s.copied_bytes, s.new_sst_files, vs.sst_files, vs.l0_files);
                 }
         }
+        print_load("after the snapshots");
         qsort(lat, (size_t)opt.snapshots, sizeof(double), cmp_double);
+        qsort(flush_ms, (size_t)opt.snapshots, sizeof(double), cmp_double);
+        qsort(cp_ms, (size_t)opt.snapshots, sizeof(double), cmp_double);
+        size_t i99 = (size_t)(opt.snapshots * 99 + 99) / 100 - 1;
         double median = lat[opt.snapshots / 2];
-        double p99 = lat[(opt.snapshots * 99 + 99) / 100 - 1];
+        double p99 = lat[i99];
+        fprintf(stderr, "bench state: synchronous part: flush median %.2f ms, p99 %.2f ms, max "
+                "%.2f ms (%.0f memtable entries on average); checkpoint median %.2f ms, p99 %.2f "
+                "ms, max %.2f ms\n", flush_ms[opt.snapshots / 2], flush_ms[i99],
+                flush_ms[opt.snapshots - 1], (double)memtable / opt.snapshots,
+                cp_ms[opt.snapshots / 2], cp_ms[i99], cp_ms[opt.snapshots - 1]);
+        free(flush_ms);
+        free(cp_ms);
         struct sb_backend_stats bs;
         sb_backend_get_stats(b, &bs);
         fprintf(stderr, "bench state: %d synchronous snapshots: median %.2f ms, p99 %.2f ms, max "
@@ -456,7 +496,7 @@ int main(int argc, char **argv) {
         sb_registry_create(&rl.reg);
         char *handle = NULL;
         size_t handle_len = 0;
-        checkpoint(&rl, 1, &s, &handle, &handle_len);
+        checkpoint(&rl, 1, &s, NULL, &handle, &handle_len);
         sb_backend_destroy(b);
         struct sb_handle *h = NULL;
         r = sb_handle_parse(handle, handle_len, &h, err, sizeof(err));
