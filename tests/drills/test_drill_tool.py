@@ -155,9 +155,6 @@ def test_twenty_rounds_print_recovery_times(run20):
         assert i == 0 or epochs[i] > epochs[i - 1], (i, epochs)
 
 
-@pytest.mark.xfail(reason="the file sink is exactly-once only with the dataflow's checkpoints "
-                          "(two-phase commit); until then a restart writes again from the start",
-                   strict=False)
 def test_drill_output_is_exactly_once(run20):
     out = json.loads(run20.stdout.splitlines()[-1])
     assert out["exactly_once"] is True, out["check"]
