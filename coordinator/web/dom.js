@@ -49,12 +49,13 @@ export function facts(rows, cls) {
     rows.filter(Boolean).map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
 }
 
-// A table: columns [{title, cls?}], rows of cells (each any h() child, or {cell, cls}).
+// A table: columns [{title, cls?, key?}] (key: the cells' data-col), rows of cells (each
+// any h() child), or rows {attrs, cells}.
 export function table(columns, rows, opts = {}) {
   return h('table', {class: ['grid', opts.cls], 'data-testid': opts.testid},
     h('thead', null, h('tr', null, columns.map((c) => h('th', {class: c.cls}, c.title)))),
     h('tbody', null, rows.length ? rows.map((r) => h('tr', r.attrs || null,
-      (r.cells || r).map((cell, i) => h('td', {class: columns[i] && columns[i].cls}, cell)))) :
+      (r.cells || r).map((cell, i) => h('td', {class: columns[i] && columns[i].cls, 'data-col': columns[i] && columns[i].key}, cell)))) :
       h('tr', null, h('td', {class: 'empty', colspan: columns.length}, opts.empty || 'nothing yet'))));
 }
 

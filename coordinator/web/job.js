@@ -197,13 +197,13 @@ function checkpointStats(s) {
       ['Checkpoint', h('b', {'data-testid': 'latest-restored'}, String(latest.restored.id))],
       ['Restored at', fmt.time(latest.restored.restore_timestamp)],
       ['Kind', latest.restored.is_savepoint ? 'savepoint' : 'checkpoint'],
-      ['Path', h('span', {class: 'mono'}, latest.restored.external_path || fmt.DASH)],
+      ['Path', h('span', {class: 'mono', 'data-testid': 'latest-restored-path'}, latest.restored.external_path || fmt.DASH)],
     ]) : h('p', {class: 'dim'}, 'Not restored since it started.'))));
   out.push(h('div', {class: 'cols'},
     section('Latest failed', latest.failed ? facts([
-      ['Checkpoint', String(latest.failed.id)],
+      ['Checkpoint', h('b', {'data-testid': 'latest-failed'}, String(latest.failed.id))],
       ['Failed at', fmt.time(latest.failed.failure_timestamp)],
-      ['Cause', h('span', {class: 'bad-text'}, latest.failed.failure_message || fmt.DASH)],
+      ['Cause', h('span', {class: 'bad-text', 'data-testid': 'latest-failed-cause'}, latest.failed.failure_message || fmt.DASH)],
     ]) : h('p', {class: 'dim'}, 'None.')),
     section('Latest savepoint', latestCheckpoint(latest.savepoint, 'latest-savepoint'))));
   const sum = s.summary || {};
@@ -211,16 +211,24 @@ function checkpointStats(s) {
     ['End to end duration', 'end_to_end_duration', fmt.duration], ['Buffered during alignment', 'alignment_buffered', fmt.bytes],
     ['Processed in-flight data', 'processed_data', fmt.bytes], ['Persisted in-flight data', 'persisted_data', fmt.bytes]]
     .filter(([, k]) => sum[k]);
+  // A server that keeps no histogram (flinc's coordinator) answers the mean for every
+  // percentile: a p99 below the maximum would be made up, so only min, average and max.
+  const pcts = rows.some(([, k]) => ['p50', 'p90', 'p99'].some((p) => sum[k][p] !== undefined && sum[k][p] !== sum[k].avg));
+  const stat = (t, p) => ({title: t, cls: 'num', key: p});
+  const cols = [stat('Min', 'min'), stat('Average', 'avg'), ...(pcts ? [stat('Median', 'p50'), stat('p90', 'p90'), stat('p99', 'p99')] : []),
+    stat('Max', 'max')];
   out.push(section('Summary of completed checkpoints', !counts.completed ? h('p', {class: 'dim'}, 'No completed checkpoint yet.') : table(
-    [{title: ''}, {title: 'Min', cls: 'num'}, {title: 'Average', cls: 'num'}, {title: 'Median', cls: 'num'},
-      {title: 'p90', cls: 'num'}, {title: 'p99', cls: 'num'}, {title: 'Max', cls: 'num'}],
-    rows.map(([label, k, f]) => [label, f(sum[k].min), f(sum[k].avg), f(sum[k].p50), f(sum[k].p90), f(sum[k].p99), f(sum[k].max)]),
-    {empty: 'No completed checkpoint yet.'})));
-  out.push(section('History (newest first)', table(
-    [{title: 'ID', cls: 'num'}, {title: 'Status'}, {title: 'Acknowledged', cls: 'num'}, {title: 'Triggered'},
-      {title: 'Latest ack'}, {title: 'End to end', cls: 'num'}, {title: 'Checkpointed (added)', cls: 'num'},
-      {title: 'Full state', cls: 'num'}, {title: 'Aligned buffered', cls: 'num'}, {title: 'Processed', cls: 'num'},
-      {title: 'Persisted', cls: 'num'}],
+    [{title: ''}, ...cols],
+    rows.map(([label, k, f]) => ({attrs: {'data-testid': 'summary-row', 'data-stat': k}, cells: [label, ...cols.map((c) => f(sum[k][c.key]))]})),
+    {testid: 'checkpoint-summary', empty: 'No completed checkpoint yet.'})));
+  out.push(section('History (newest first)', h('p', {class: 'dim', 'data-testid': 'history-note'},
+    'Kept by the leading coordinator since it took the job over, the last 10; checkpoint ids go on across leaders.'), table(
+    [{title: 'ID', cls: 'num', key: 'id'}, {title: 'Status', key: 'status'},
+      {title: 'Acknowledged', cls: 'num', key: 'acknowledged'}, {title: 'Triggered', key: 'trigger_timestamp'},
+      {title: 'Latest ack', key: 'latest_ack_timestamp'}, {title: 'End to end', cls: 'num', key: 'end_to_end_duration'},
+      {title: 'Checkpointed (added)', cls: 'num', key: 'checkpointed_size'}, {title: 'Full state', cls: 'num', key: 'state_size'},
+      {title: 'Aligned buffered', cls: 'num', key: 'alignment_buffered'}, {title: 'Processed', cls: 'num', key: 'processed_data'},
+      {title: 'Persisted', cls: 'num', key: 'persisted_data'}],
     history.map((c) => ({attrs: {'data-testid': 'checkpoint-row', 'data-id': String(c.id)}, cells: [
       String(c.id), h('span', null, stateBadge(c.status), c.is_savepoint ? h('span', {class: 'tag'}, 'savepoint') : null),
       `${c.num_acknowledged_subtasks ?? fmt.DASH}/${c.num_subtasks ?? fmt.DASH}`,
@@ -255,6 +263,7 @@ function checkpointConfig(c) {
     ['State backend', c.state_backend || fmt.DASH],
     ['Checkpoint storage', c.checkpoint_storage || fmt.DASH],
     ['Unaligned', c.unaligned_checkpoints === undefined ? fmt.DASH : (c.unaligned_checkpoints ? 'yes' : 'no')],
-    ['Tolerable failures', c.tolerable_failed_checkpoints === undefined ? fmt.DASH : String(c.tolerable_failed_checkpoints)],
+    ['Tolerable failures', c.tolerable_failed_checkpoints === undefined ? fmt.DASH :
+      c.tolerable_failed_checkpoints >= 2147483647 ? 'unlimited (never fails the job)' : String(c.tolerable_failed_checkpoints)],
   ], 'compact');
 }

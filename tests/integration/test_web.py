@@ -6,9 +6,10 @@ data; the page follows a kill -9 of the leader without a reload.
                           bytes from a standby, relative URLs only, nothing from elsewhere
   test_dashboard_chromium a real 3-server quorum, 2 coordinators, 2 workers and a running
                           job; tests/web/dashboard.mjs drives Debian's chromium through
-                          playwright-core and checks acceptance 1-3 (see its header); this
-                          file does the kill -9 when the script asks for it, and checks the
-                          same outcome through the REST API
+                          playwright-core and checks acceptance 1-3 and the checkpoints view
+                          against the coordinator's real checkpoints, before and after the
+                          failover (see its header); this file does the kill -9 when the
+                          script asks for it, and checks the same outcome through the REST API
 
 Screenshots and the browser console go to $FLINC_BUILD_DIR/test-artifacts/web/dashboard/.
 Needs node, /usr/bin/chromium and tests/web/node_modules (tools/dev/setup.sh installs
@@ -37,7 +38,7 @@ REPO = tl.repo_root()
 WEB_TESTS = REPO / "tests" / "web"
 WEB_SRC = REPO / "coordinator" / "web"
 CHROMIUM = os.environ.get("FLINC_CHROMIUM", "/usr/bin/chromium")
-SCRIPT_BUDGET_S = 120  # the whole browser run, scaled; it takes about 40 s
+SCRIPT_BUDGET_S = 120  # the whole browser run, scaled; it takes about 15 s
 
 STREAM_JOB = """\
 name: web-stream
@@ -277,8 +278,18 @@ def test_dashboard_chromium(zk_quorum, zk_root, tmp_dir, procs):
     for jid in (job, cancel_me):
         j = c.wait_job(jid, "CANCELED", timeout=10)
         assert j["state"] == "CANCELED", j
+    # The checkpoints the page showed: the new leader restored the job from a checkpoint
+    # not older than the one completed before the kill, and checkpointed again after it.
+    status, ck = new.rest(f"/jobs/{job}/checkpoints")
+    assert status == 200, (status, ck)
+    restored = (ck["latest"] or {}).get("restored") or {}
+    assert restored.get("id") == result["restoredId"], (restored, result)
+    assert result["completedBeforeKill"] <= result["restoredId"] < result["completedAfterRestore"], result
+    assert ck["counts"]["restored"] >= 1 and ck["latest"]["completed"]["id"] >= \
+        result["completedAfterRestore"], ck
     shots = sorted(p.name for p in out.glob("*.png"))
     assert len(shots) >= 12, shots
     (out / "summary.json").write_text(json.dumps({**result, "screenshots": shots}, indent=1))
     print(f"dashboard: {len(shots)} screenshots in {out}; failover seen by the page "
-          f"{result['failoverS']:.1f} s after the kill; script {result['seconds']:.0f} s")
+          f"{result['failoverS']:.1f} s after the kill; checkpoint {result['restoredId']} "
+          f"restored; script {result['seconds']:.0f} s")

@@ -13,13 +13,21 @@
 //
 // Checks (the issue's acceptance):
 //  1. both coordinators' pages load and show the running job (the standby's header says
-//     standby and names the leader); job, workers, HA and checkpoints views draw; after
+//     standby and names the leader); job, workers and HA views draw; after
 //     kill -9 of the leader the other coordinator's page (never reloaded) shows itself
 //     as leader with a higher epoch, a failover in its history, and the job RUNNING again
 //  2. cancel from the page works (through the standby, forwarded, and on the new leader);
 //     REST errors are shown with their status and text: a job that does not exist (404),
-//     a malformed job id (400), a cancel the server refuses (404), the checkpoints
-//     endpoint while it does not exist (404, in place)
+//     a malformed job id (400), a cancel the server refuses (404)
+//  4. the checkpoints view against the coordinator's real statistics: once REST lists a
+//     COMPLETED checkpoint, its history row shows its id, acks, times, end-to-end
+//     duration, bytes added (checkpointed_size), full state size and alignment buffered,
+//     as format.js formats REST's values; tiles, latest completed, the summary (min, avg,
+//     max: flinc keeps no percentiles) and the configuration; after the failover the view
+//     shows "latest restore" with REST's latest.restored.id (not older than the checkpoint
+//     seen before the kill) and its path, then a checkpoint completed after the restore.
+//     Failed, in-progress and savepoint rows, which the real job does not produce, are
+//     drawn from a Flink-shaped answer (flink_checkpoints_fixture.mjs) through a route.
 //  3. no console error: any page error or console error fails, except the browser's own
 //     "Failed to load resource: ... status of N" line for a REST call whose failure the
 //     page displayed (the same URL and status are in the page's error log)
@@ -200,31 +208,62 @@ async function run(browser) {
     /\d/.test(document.querySelector('[data-testid=session-timeout]')?.textContent || ''), null, 10);
   await screenshot(pageS, 'ha-standby');
 
-  step('checkpoints view');
-  await navigate(pageS, `/jobs/${job}/checkpoints`);
-  await waitUntil(pageS, 'checkpoint data, or "no checkpoint data yet" with the REST error', () =>
-    document.querySelector('[data-testid=checkpoint-history]') ||
-    (document.querySelector('[data-testid=no-checkpoint-data]') &&
-      document.querySelector('[data-testid=inline-error]')?.dataset.status), null, 10);
-  const real = await pageS.$('[data-testid=checkpoint-history]');
-  if (!real) {
-    const err = await pageS.$eval('[data-testid=inline-error]', (e) => ({status: e.dataset.status, text: e.textContent}));
-    if (err.status !== '404' || !err.text.includes('/checkpoints')) fail(`checkpoints error shown as ${JSON.stringify(err)}`);
+  // The checkpoints view against the coordinator's real statistics: wait (through the
+  // standby, forwarded) for a COMPLETED checkpoint, then find its row and compare every
+  // figure with the REST answer, formatted by the page's own format.js.
+  step('checkpoints view: waiting for a COMPLETED checkpoint in GET /jobs/:id/checkpoints');
+  const ck0 = await restUntil(standby.url, `jobs/${job}/checkpoints`, 'a COMPLETED checkpoint in the history',
+    (s) => s.latest?.completed && s.history?.some((c) => c.status === 'COMPLETED'), 40);
+  const done0 = ck0.history.find((c) => c.status === 'COMPLETED');
+  step(`checkpoint ${done0.id} COMPLETED: state ${done0.state_size} B, added ${done0.checkpointed_size} B, ` +
+    `${done0.end_to_end_duration} ms, alignment ${done0.alignment_buffered} B, ` +
+    `${done0.num_acknowledged_subtasks}/${done0.num_subtasks} acks`);
+  if (!(done0.state_size > 0)) fail(`REST: checkpoint ${done0.id} has no state size (${done0.state_size})`);
+  if (!(done0.end_to_end_duration >= 0)) fail(`REST: checkpoint ${done0.id} has no duration`);
+  if (done0.num_acknowledged_subtasks !== done0.num_subtasks || !(done0.num_subtasks >= cfg.parallelism)) {
+    fail(`REST: checkpoint ${done0.id} acknowledged by ${done0.num_acknowledged_subtasks}/${done0.num_subtasks} subtasks`);
   }
-  await screenshot(pageS, real ? 'checkpoints' : 'checkpoints-no-data-yet');
+  await navigate(pageS, `/jobs/${job}/checkpoints`);
+  await checkHistoryRow(pageS, done0);
+  await waitUntil(pageS, 'the tiles and the latest completed checkpoint', () =>
+    Number(document.querySelector('[data-testid=ckp-completed] .tile-value')?.textContent.replace(/,/g, '')) >= 1 &&
+    /^\d+$/.test(document.querySelector('[data-testid=latest-completed]')?.textContent || '') &&
+    document.querySelector('[data-testid=ckp-restored] .tile-value')?.textContent === '0' &&
+    !document.querySelector('[data-testid=latest-restored]'), null, 10);
+  // flinc keeps no histogram (its percentiles are the mean): the summary shows min, average, max
+  const sumHead = await pageS.$$eval('[data-testid=checkpoint-summary] th', (ths) => ths.map((t) => t.textContent).join('|'));
+  if (sumHead !== '|Min|Average|Max') fail(`checkpoint summary columns: ${sumHead}`);
+  const sumRows = await pageS.$$eval('[data-testid=summary-row]', (rs) => rs.map((r) => r.dataset.stat));
+  for (const k of ['checkpointed_size', 'state_size', 'end_to_end_duration', 'alignment_buffered']) {
+    if (!sumRows.includes(k)) fail(`checkpoint summary: no ${k} row (${sumRows})`);
+  }
+  const cfgText = await pageS.$eval('[data-testid=checkpoints]', (e) => e.textContent);
+  if (!cfgText.includes('exactly_once') || !cfgText.includes('Interval1.0 s') || !cfgText.includes('Tolerable failuresunlimited')) {
+    fail('checkpoints view: the configuration (exactly_once, interval 1.0 s, unlimited tolerable failures) is not shown');
+  }
+  await screenshot(pageS, 'checkpoints-real-before-failover');
 
-  // The view against Flink's shape, served to the page through a route (until the
-  // coordinator answers these paths itself).
-  step('checkpoints view drawing Flink\'s CheckpointingStatistics (fixture)');
+  // What the real job does not produce (a failed, an in-progress and a savepoint row, a
+  // restore), in Flink's shape, served to the page through a route.
+  step('checkpoints view drawing failed, in-progress and savepoint rows (Flink-shaped fixture)');
   const fx = checkpointsFixture();
   const isCkp = (u) => u.pathname === `/jobs/${job}/checkpoints`;
   const isCfg = (u) => u.pathname === `/jobs/${job}/checkpoints/config`;
   await pageS.route(isCkp, (r) => r.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(fx.checkpoints)}));
   await pageS.route(isCfg, (r) => r.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(fx.config)}));
-  await waitUntil(pageS, 'the fixture\'s 9 checkpoints in the history', () =>
-    document.querySelectorAll('[data-testid=checkpoint-row]').length === 9 &&
-    document.querySelector('[data-testid=latest-completed]')?.textContent === '8' &&
-    document.querySelector('[data-testid=latest-restored]')?.textContent === '3', null, 10);
+  await waitUntil(pageS, 'the fixture\'s 9 checkpoints: failed, in-progress and savepoint rows, latest failed, savepoint, restored', () => {
+    const row = (id) => document.querySelector(`[data-testid=checkpoint-row][data-id="${id}"]`);
+    const t = (sel) => document.querySelector(`[data-testid=${sel}]`)?.textContent;
+    return document.querySelectorAll('[data-testid=checkpoint-row]').length === 9 &&
+      row(6)?.querySelector('[data-col=status]')?.textContent === 'FAILED' &&
+      row(9)?.querySelector('[data-col=status]')?.textContent === 'IN_PROGRESS' &&
+      row(9)?.querySelector('[data-col=acknowledged]')?.textContent === '2/4' &&
+      row(4)?.querySelector('[data-col=status]')?.textContent === 'COMPLETEDsavepoint' &&
+      t('latest-completed') === '8' && t('latest-savepoint') === '4' && t('latest-restored') === '3' &&
+      t('latest-failed') === '6' && t('latest-failed-cause') === 'Checkpoint expired before completing.' &&
+      [...document.querySelectorAll('[data-testid=checkpoint-summary] th')].map((e) => e.textContent).join('|') ===
+        '|Min|Average|Median|p90|p99|Max';
+  }, null, 10);
   await screenshot(pageS, 'checkpoints-flink-shape-fixture');
   await pageS.unroute(isCkp);
   await pageS.unroute(isCfg);
@@ -280,6 +319,28 @@ async function run(browser) {
   step(`page shows leader, epoch ${epoch0} -> ${epoch1}, job RUNNING, ${failoverS.toFixed(1)} s after the kill`);
   await screenshot(pageS, 'job-after-failover-new-leader');
 
+  // The new leader restored the job from the latest checkpoint in ZooKeeper: the view
+  // shows that restore (REST's latest.restored), then new checkpoints again.
+  step('checkpoints view after the failover: latest restored');
+  const ck1 = await restUntil(standby.url, `jobs/${job}/checkpoints`, 'latest.restored after the failover',
+    (s) => s.latest?.restored && s.counts?.restored >= 1, 30);
+  const restored = ck1.latest.restored;
+  step(`REST: restored checkpoint ${restored.id} (the page saw ${done0.id} completed before the kill)`);
+  if (!(restored.id >= done0.id)) fail(`restored checkpoint ${restored.id} is older than ${done0.id}, completed before the kill`);
+  await navigate(pageS, `/jobs/${job}/checkpoints`);
+  await waitUntil(pageS, `latest restored ${restored.id} with its path`, (r) =>
+    document.querySelector('[data-testid=latest-restored]')?.textContent === String(r.id) &&
+    document.querySelector('[data-testid=latest-restored-path]')?.textContent === r.external_path &&
+    Number(document.querySelector('[data-testid=ckp-restored] .tile-value')?.textContent) >= 1, restored, 10);
+  const ck2 = await restUntil(standby.url, `jobs/${job}/checkpoints`, `a checkpoint completed after restoring ${restored.id}`,
+    (s) => s.latest?.completed?.id > restored.id && s.history?.some((c) => c.status === 'COMPLETED'), 30);
+  const done1 = ck2.history.find((c) => c.status === 'COMPLETED');
+  if (ck2.latest.restored?.id !== restored.id) fail(`REST: latest.restored went from ${restored.id} to ${ck2.latest.restored?.id}`);
+  await checkHistoryRow(pageS, done1);
+  await waitUntil(pageS, `latest restored still ${restored.id}`, (r) =>
+    document.querySelector('[data-testid=latest-restored]')?.textContent === String(r), restored.id, 5);
+  await screenshot(pageS, 'checkpoints-real-after-failover');
+
   step('HA view after the failover');
   await navigate(pageS, '/ha');
   await waitUntil(pageS, 'the failover in the history', (e1) =>
@@ -306,7 +367,57 @@ async function run(browser) {
   step('cancel on the new leader');
   await cancelFromPage(pageS, job, 'cancel-on-new-leader');
   await harvest(pageS, `coord${standby.index}`);
-  return {epoch0, epoch1, failoverS};
+  return {epoch0, epoch1, failoverS, completedBeforeKill: done0.id, restoredId: restored.id, completedAfterRestore: done1.id};
+}
+
+const sleep = (t) => new Promise((r) => setTimeout(r, t));
+
+// GET <base><path> from node (not the page) until pred(answer), within seconds (scaled).
+async function restUntil(base, p, what, pred, seconds) {
+  const end = Date.now() + ms(seconds);
+  let last = '(no answer)';
+  for (;;) {
+    try {
+      const r = await fetch(new URL(p, base), {signal: AbortSignal.timeout(5000)});
+      const body = await r.text();
+      last = `${r.status} ${body.slice(0, 600)}`;
+      if (r.ok) {
+        const data = JSON.parse(body);
+        if (pred(data)) return data;
+      }
+    } catch (e) {
+      last = `(${e.message})`;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${(ms(seconds) / 1000).toFixed(0)} s waiting for ${what} in GET ${p}; it answered ${last}`);
+    await sleep(250);
+  }
+}
+
+// The history row of the checkpoint c (a REST history entry) shows c's figures, formatted
+// as format.js formats them.
+async function checkHistoryRow(page, c) {
+  await waitUntil(page, `history row ${c.id} ${c.status}`, (id) =>
+    document.querySelector(`[data-testid=checkpoint-row][data-id="${id}"] [data-col=status]`)?.textContent === 'COMPLETED',
+  c.id, 10);
+  const got = await page.evaluate((id) => {
+    const row = document.querySelector(`[data-testid=checkpoint-row][data-id="${id}"]`);
+    const cells = Object.fromEntries([...row.querySelectorAll('td[data-col]')].map((td) => [td.dataset.col, td.textContent]));
+    return {cells};
+  }, c.id);
+  const want = await page.evaluate(async (c) => {
+    const fmt = await import(new URL('web/format.js', location.href).href);
+    return {
+      id: String(c.id), status: 'COMPLETED', acknowledged: `${c.num_acknowledged_subtasks}/${c.num_subtasks}`,
+      trigger_timestamp: fmt.time(c.trigger_timestamp), latest_ack_timestamp: fmt.time(c.latest_ack_timestamp),
+      end_to_end_duration: fmt.duration(c.end_to_end_duration), checkpointed_size: fmt.bytes(c.checkpointed_size),
+      state_size: fmt.bytes(c.state_size), alignment_buffered: fmt.bytes(c.alignment_buffered),
+    };
+  }, c);
+  for (const [k, v] of Object.entries(want)) {
+    if (got.cells[k] !== v) fail(`checkpoint ${c.id}: the history shows ${k} "${got.cells[k]}", REST says "${v}"`);
+    if (k !== 'status' && (!got.cells[k] || got.cells[k] === '\u2013')) fail(`checkpoint ${c.id}: no ${k} shown`);
+  }
+  step(`history row ${c.id}: ${JSON.stringify(got.cells)}`);
 }
 
 async function cancelFromPage(page, jid, name) {

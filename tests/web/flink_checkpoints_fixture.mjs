@@ -1,8 +1,8 @@
 // A GET /jobs/:jobid/checkpoints answer in Flink's shape (CheckpointingStatistics, Flink
-// 1.17's REST API) and its /checkpoints/config (CheckpointConfigInfo), for drawing the
-// checkpoints view before flinc's coordinator answers these paths itself. dashboard.mjs
-// serves them to the page through a Playwright route, so that the view's code is checked
-// against the shape it is written for.
+// 1.17's REST API) and its /checkpoints/config (CheckpointConfigInfo), with what a running
+// flinc job does not show: a failed, an in-progress and a savepoint row, a restore and
+// real percentiles. dashboard.mjs serves them to the page through a Playwright route, after
+// checking the view against the coordinator's own answer.
 
 export function checkpointsFixture(now = Date.now()) {
   const base = now - 60000;
@@ -30,6 +30,8 @@ export function checkpointsFixture(now = Date.now()) {
   const stats = (min, max) => ({min, max, avg: Math.round((min + max) / 2), p50: Math.round((min + max) / 2),
     p90: Math.round(max * 0.95), p95: max, p99: max, p999: max});
   const completed = {...ck(8, 'COMPLETED'), external_path: 'file:///flinc/checkpoints/job/chk-8', discarded: false};
+  const savepoint = {...ck(4, 'COMPLETED'), is_savepoint: true, savepointFormat: 'CANONICAL', checkpoint_type: 'SAVEPOINT',
+    external_path: 'file:///flinc/savepoints/savepoint-0a1b2c-3d4e5f6a7b8c', discarded: false};
   const failed = {...ck(6, 'FAILED'), failure_timestamp: base + 6 * 5000 + 10000,
     failure_message: 'Checkpoint expired before completing.'};
   return {
@@ -45,14 +47,14 @@ export function checkpointsFixture(now = Date.now()) {
       },
       latest: {
         completed,
-        savepoint: null,
+        savepoint,
         failed,
         restored: {id: 3, restore_timestamp: base + 3 * 5000 + 2500, is_savepoint: false,
           external_path: 'file:///flinc/checkpoints/job/chk-3'},
       },
       history: [
         ck(9, 'IN_PROGRESS', {latest_ack_timestamp: base + 9 * 5000 + 90, end_to_end_duration: 90}),
-        completed, ck(7, 'COMPLETED'), failed, ck(5, 'COMPLETED'), ck(4, 'COMPLETED'),
+        completed, ck(7, 'COMPLETED'), failed, ck(5, 'COMPLETED'), savepoint,
         ck(3, 'COMPLETED'), ck(2, 'COMPLETED'), ck(1, 'COMPLETED'),
       ],
     },
