@@ -678,6 +678,13 @@ static void on_request(struct evhttp_request *req, void *arg) {
                 send_error(req, 414, "URI longer than %d bytes", REST_MAX_URI_BYTES);
                 return;
         }
+        size_t body_bytes = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+        if (body_bytes > rest->c->rest_max_body_bytes) {
+                send_error(req, 400, "request body: %zu bytes is over "
+                           "rest.server.max-content-length (%zu bytes)", body_bytes,
+                           rest->c->rest_max_body_bytes);
+                return;
+        }
         struct evhttp_uri *u = evhttp_uri_parse_with_flags(uri, EVHTTP_URI_NONCONFORMANT);
         const char *path = u ? evhttp_uri_get_path(u) : NULL;
         if (!path || path[0] != '/') {
@@ -757,10 +764,16 @@ int coord_rest_start(struct coord *c, char *err, size_t err_len) {
                                                        EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
         evhttp_set_max_headers_size(rest->http, REST_MAX_HEADERS_BYTES);
-        evhttp_set_max_body_size(rest->http, (ev_ssize_t)c->rest_max_body_bytes);
+        /* evhttp answers a body over its own cap with a fixed HTML page (libevent 2.1 has
+         * no hook for it), so its cap is twice the configured limit and on_request
+         * refuses bodies between the two with a JSON error naming the key. Memory stays
+         * bounded by the cap. */
+        size_t hard_cap = c->rest_max_body_bytes > SIZE_MAX / 4 ? c->rest_max_body_bytes
+                                                                : 2 * c->rest_max_body_bytes;
+        evhttp_set_max_body_size(rest->http, (ev_ssize_t)hard_cap);
         evhttp_set_timeout(rest->http, REST_TIMEOUT_S);
-        /* A body over the limit is answered 413 after reading (and dropping) the rest of
-         * it, so the client sees the answer instead of a reset. */
+        /* A body over the hard cap is answered 413 after reading (and dropping) the rest
+         * of it, so the client sees the answer instead of a reset. */
         evhttp_set_flags(rest->http, EVHTTP_SERVER_LINGERING_CLOSE);
         evhttp_set_gencb(rest->http, on_request, rest);
         c->rest = rest;

@@ -1,7 +1,7 @@
 """Control plane acceptance 6: bad input. Invalid YAML, an unknown operator, a missing
 field, parallelism 0 or above the cluster's slots and a body over
-rest.server.max-content-length are refused (400 naming the field; 413 for the size, the
-status HTTP has for it) with Flink's {"errors": [...]} body; nothing is persisted (no job
+rest.server.max-content-length are refused with 400 naming the field (or the key) and
+Flink's {"errors": [...]} body (a body over twice the limit gets libevent's own 413); nothing is persisted (no job
 in the REST API, no node under jobs/ in ZooKeeper); random bytes on the RPC port and
 malformed HTTP on the REST port crash nothing; the cluster keeps running its job.
 
@@ -94,10 +94,16 @@ def test_bad_job_submissions_are_refused_and_nothing_is_persisted(cluster, zk_qu
             assert f in msg, f"{what}: expected the message to name {f!r}, seen {msg!r}"
         print(f"{what}: 400 {msg}")
 
-    # over rest.server.max-content-length: refused before it is read
+    # over rest.server.max-content-length: 400 naming the key
     big = "# " + "x" * (MAX_BODY + 1024) + "\n" + VALID
     status, data = c.rest("/jobs", "POST", big)
-    assert status == 413, f"a {len(big)}-byte body: expected 413, seen {status} {data!r}"
+    assert status == 400, f"a {len(big)}-byte body: expected 400, seen {status} {data!r}"
+    assert isinstance(data, dict) and "rest.server.max-content-length" in data["errors"][0], \
+        f"expected the message to name rest.server.max-content-length, seen {data!r}"
+    # over twice the limit: libevent's own 413, before the body is read
+    huge = "# " + "x" * (2 * MAX_BODY + 1024) + "\n" + VALID
+    status, data = c.rest("/jobs", "POST", huge)
+    assert status == 413, f"a {len(huge)}-byte body: expected 413, seen {status} {data!r}"
 
     assert c.get("/jobs") == {"jobs": []}, "a refused job is listed"
     assert zk_jobs(zk_quorum, zk_root) == [], "a refused job reached ZooKeeper"
