@@ -25,6 +25,7 @@
 #include "common/msg.h"
 #include "common/proto.h"
 #include "common/rpc.h"
+#include "worker/exchange.h"
 #include "worker/ops.h"
 #include "worker/task.h"
 
@@ -483,8 +484,8 @@ struct req_task {
 
 #define WRK_MAX_RESTORE_STATES 32768u
 
-static int check_peers(struct wrk_ctl *c, const struct job_graph *g, const msgpack_object *map,
-                       const struct req_task *req, size_t n, char *err, size_t err_len);
+static int route_peers(struct wrk_ctl *c, const struct job_graph *g, const msgpack_object *map,
+                       const char *job, uint32_t attempt, char *err, size_t err_len);
 
 static bool is_superseded(const struct wrk_task_id *id, const char *job, uint64_t epoch,
                           uint32_t attempt) {
@@ -604,7 +605,7 @@ static void handle_deploy(struct wrk_ctl *c, struct rpc_conn *conn, uint64_t id,
                         goto refuse;
                 }
         }
-        if (check_peers(c, g, map, req, n, why, sizeof(why)) < 0) {
+        if (route_peers(c, g, map, job, attempt, why, sizeof(why)) < 0) {
                 snprintf(err, sizeof(err), "%s", why);
                 goto refuse;
         }
@@ -923,6 +924,7 @@ static void handle_free_job(struct wrk_ctl *c, const msgpack_object *map) {
                 k++;
         }
         prune_jobs(c);
+        wrk_exchange_forget_job(job);
         log_event("+free-job", "job=%s freed=%zu canceled=%zu", job, freed, canceled);
         if (canceled)
                 process_changes(c);
@@ -1276,18 +1278,17 @@ int wrk_ctl_shutdown(struct wrk_ctl *c, uint32_t timeout_ms,
  * Lifetime. */
 
 /* The data-plane listener (taskmanager.data.port, 0 = any): its real port is what
- * PROTO_REGISTER reports and what `peers` name this worker by. Data connections between
- * workers are not implemented yet: an incoming one is closed with a logged reason, and a
- * deployment whose channels would need one is refused (check_peers). */
+ * PROTO_REGISTER reports and what `peers` name this worker by. Each accepted connection
+ * is served by its own thread (exchange.h remote channels). */
 static void on_data_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                            int socklen, void *arg) {
         (void)l;
         (void)sa;
         (void)socklen;
         (void)arg;
-        log_warn("data connection refused: data connections between workers are not "
-                 "supported by this worker yet");
-        evutil_closesocket(fd);
+        int r = wrk_exchange_serve(fd);
+        if (r < 0)
+                log_warn("-data-connection-refused: no thread for it: %s", strerror(-r));
 }
 
 static int data_listen(struct wrk_ctl *c) {
@@ -1313,11 +1314,11 @@ static int data_listen(struct wrk_ctl *c) {
         return 0;
 }
 
-/* Refuses a deployment whose tasks exchange records with a subtask that `peers` places
- * on another worker (TCP data connections are not implemented yet). 0, or -EOPNOTSUPP
- * with err set. peers absent or empty: everything is local. */
-static int check_peers(struct wrk_ctl *c, const struct job_graph *g, const msgpack_object *map,
-                       const struct req_task *req, size_t n, char *err, size_t err_len) {
+/* Validates the deploy's `peers` and routes the subtasks it places on other workers
+ * to their data ports (exchange.h remote channels), for this job attempt. 0, or
+ * -EINVAL / -ENOMEM with err set. peers absent or empty: everything is local. */
+static int route_peers(struct wrk_ctl *c, const struct job_graph *g, const msgpack_object *map,
+                       const char *job, uint32_t attempt, char *err, size_t err_len) {
         const msgpack_object *peers = msg_map_get(map, "peers");
         if (!peers || peers->type != MSGPACK_OBJECT_ARRAY)
                 return 0;
@@ -1327,31 +1328,31 @@ static int check_peers(struct wrk_ctl *c, const struct job_graph *g, const msgpa
                 char host[256];
                 if (p->type != MSGPACK_OBJECT_MAP || msg_get_u32(p, "vertex", &v) < 0 ||
                     msg_get_u32(p, "subtask", &s) < 0 || msg_get_u32(p, "data_port", &port) < 0 ||
-                    msg_get_strbuf(p, "host", host, sizeof(host)) < 0 || v >= g->n_chains) {
+                    msg_get_strbuf(p, "host", host, sizeof(host)) < 0 || v >= g->n_chains ||
+                    port > UINT16_MAX) {
                         snprintf(err, err_len, "peers[%" PRIu32 "]: needs vertex, subtask, host "
                                  "and data_port", k);
                         return -EINVAL;
                 }
-                if (port == c->data_port && (strcmp(host, c->host) == 0 || !host[0]))
-                        continue; /* this worker */
-                /* Remote: refused if a task deployed here exchanges records with chain v. */
-                for (size_t i = 0; i < n; i++) {
-                        uint32_t mine = req[i].vertex;
-                        for (size_t e = 0; e < g->n_edges; e++) {
-                                const struct job_edge *ed = &g->edges[e];
-                                if (ed->chained)
-                                        continue;
-                                uint32_t from = g->vertices[ed->from].chain;
-                                uint32_t to = g->vertices[ed->to].chain;
-                                if ((from == mine && to == v) || (to == mine && from == v)) {
-                                        snprintf(err, err_len, "vertex %" PRIu32 " subtask %"
-                                                 PRIu32 " runs on %s:%" PRIu32 ": data "
-                                                 "connections between workers are not "
-                                                 "supported by this worker yet", v, s, host,
-                                                 port);
-                                        return -EOPNOTSUPP;
-                                }
-                        }
+        }
+        if (wrk_exchange_routes_begin(job, attempt) < 0) {
+                snprintf(err, err_len, "out of memory");
+                return -ENOMEM;
+        }
+        for (uint32_t k = 0; k < peers->via.array.size; k++) {
+                const msgpack_object *p = &peers->via.array.ptr[k];
+                uint32_t v = 0, s = 0, port = 0;
+                char host[256] = "";
+                msg_get_u32(p, "vertex", &v);
+                msg_get_u32(p, "subtask", &s);
+                msg_get_u32(p, "data_port", &port);
+                msg_get_strbuf(p, "host", host, sizeof(host));
+                if (port == 0 || (port == c->data_port && (strcmp(host, c->host) == 0 ||
+                                                           !host[0])))
+                        continue; /* this worker (0: a peer without a data port) */
+                if (wrk_exchange_route_add(job, attempt, v, s, host, (uint16_t)port) < 0) {
+                        snprintf(err, err_len, "out of memory");
+                        return -ENOMEM;
                 }
         }
         return 0;
@@ -1379,6 +1380,7 @@ int wrk_ctl_create(struct event_base *base, const struct wrk_ctl_options *o,
                 wrk_ctl_destroy(c);
                 return -EADDRINUSE;
         }
+        wrk_exchange_configure(c->cluster_id, c->resource_id);
         c->max_frame_bytes = o->max_frame_bytes;
         c->dns = o->dns;
         c->cfg_hb_interval_ms = c->hb_interval_ms = o->heartbeat_interval_ms;

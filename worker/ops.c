@@ -1428,8 +1428,9 @@ static int net_create(struct wrk_chain *c, uint32_t tail, struct wrk_op **ret) {
                 uint32_t base = channel_base(g, e);
                 for (uint32_t s = 0; s < p; s++) {
                         ed->t[s].buf = malloc(sizeof(*ed->t[s].buf));
-                        if (!ed->t[s].buf || wrk_gate_get(c->job, c->attempt, cc, s,
-                                                          &ed->t[s].gate) < 0) {
+                        if (!ed->t[s].buf || wrk_gate_get_output(c->job, c->attempt, c->chain,
+                                                                 c->subtask, cc, s,
+                                                                 &ed->t[s].gate) < 0) {
                                 free(ed->t[s].buf);
                                 ed->t[s].buf = NULL;
                                 ed->n = s;
@@ -1898,8 +1899,12 @@ static int chain_step_input(struct wrk_chain *c, uint64_t max, uint64_t *ret_emi
                 uint32_t channel;
                 void *data;
                 size_t len;
-                if (wrk_gate_take(c->gate, wait_us, chain_blocked, c, &channel, &data,
-                                  &len) != 1)
+                int got = wrk_gate_take(c->gate, wait_us, chain_blocked, c, &channel, &data,
+                                        &len);
+                if (got < 0)
+                        return chain_fail(c, got, "network input: the connection from a "
+                                          "producer on another worker was lost");
+                if (got != 1)
                         break;
                 wait_us = 0;
                 if (c->aligner.current)

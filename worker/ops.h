@@ -21,9 +21,10 @@
  * the consumers of every output edge (forward, hash by key group, rebalance, broadcast;
  * dataflow.h), fills one WRK_BUFFER_BYTES buffer per consumer subtask, sends a buffer
  * when it is full or execution.buffer-timeout old, and at the end of input sends an end
- * marker to every consumer. Channels are in-memory only so far: every subtask of a job
- * must run on the same worker (TCP data connections between workers are not done; the
- * control plane refuses a deployment whose `peers` put a connected subtask elsewhere).
+ * marker to every consumer. A consumer that the deploy's `peers` place on another worker
+ * is reached over a TCP data connection with credit-based flow control instead
+ * (exchange.h remote channels); the chain cannot tell the difference, except that a
+ * lost connection fails it.
  *
  * CHECKPOINTS. A source chain takes checkpoint n when the task thread handles the
  * trigger; a chain reading from a gate when its inputs aligned barrier n (dataflow.h

@@ -5,8 +5,9 @@ partitioning, end of input and batch jobs that FINISH.
 Every test here is `uses_peer`: it drives the worker with the Python stand-in for the
 coordinator of test_worker.py (frames of common/rpc.h, messages of common/proto.h),
 until flinc-coordinator deploys multi-chain jobs and checkpoints (then these become
-tests against real coordinators). All subtasks of a job run on one worker (channels are
-in-memory only so far).
+tests against real coordinators). All subtasks of those jobs run on one worker (in-memory
+channels); the tests at the end run real coordinators and two workers whose channels
+cross over TCP (worker/exchange.h remote channels), with and without a worker kill.
 """
 
 import re
@@ -309,11 +310,12 @@ def test_rescale_restore_2_to_3(procs, tmp_dir, peer):
     assert w.stop() == 0
 
 
-def test_data_port_and_remote_peers_refused(procs, tmp_dir, peer):
+def test_data_port_and_unreachable_remote_consumer(procs, tmp_dir, peer):
     """uses_peer: the worker listens on a real data port (taskmanager.data.port 0 = any)
-    and registers it; a deployment whose channels cross to a subtask that `peers` places
-    on another worker is refused with a clear reason (TCP data connections between
-    workers are not implemented yet), while one whose peers are all this worker runs."""
+    and registers it; a deployment whose consumer subtask `peers` places on another
+    worker is accepted (remote channels, worker/exchange.h), and when that worker's data
+    port does not answer the producer FAILS naming the lost connection; a deployment
+    whose peers are all this worker runs."""
     w = start_worker(procs, none_conf(tmp_dir, peer.port))
     conn = peer.registered()
     reg = conn.of_type("register")[0]
@@ -322,16 +324,19 @@ def test_data_port_and_remote_peers_refused(procs, tmp_dir, peer):
     with socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
     host = reg["host"]
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
     graph = job_graph(JOB_A, [{"generator": {"count": 100}},
                               {"sink": {"type": "discard", "parallelism": 1}}], parallelism=2)
     remote = [{"vertex": 0, "subtask": 0, "host": host, "data_port": port},
-              {"vertex": 0, "subtask": 1, "host": "10.9.9.9", "data_port": 4000},
-              {"vertex": 1, "subtask": 0, "host": host, "data_port": port}]
+              {"vertex": 0, "subtask": 1, "host": host, "data_port": port},
+              {"vertex": 1, "subtask": 0, "host": "127.0.0.1", "data_port": dead}]
     resp = conn.call("deploy", {"job": JOB_A, "attempt": 1, "graph": graph, "peers": remote,
-                                "tasks": [{"vertex": 1, "subtask": 0, "slot": 0},
-                                          {"vertex": 0, "subtask": 0, "slot": 0}]})
-    assert resp["ok"] is False and "not supported by this worker yet" in resp["error"], \
-        f"expected a refusal naming the remote subtask, seen {resp}"
+                                "tasks": [{"vertex": 0, "subtask": 0, "slot": 0},
+                                          {"vertex": 0, "subtask": 1, "slot": 1}]})
+    assert_ok(resp, "a deployment with a remote consumer")
+    conn.wait_task_state(JOB_A, 0, 0, "FAILED", timeout=30)
     local = [dict(p, host=host, data_port=port) for p in remote]
     resp = conn.call("deploy", {"job": JOB_A, "attempt": 2, "graph": graph, "peers": local,
                                 "tasks": [{"vertex": 0, "subtask": 0, "slot": 0},
@@ -339,6 +344,71 @@ def test_data_port_and_remote_peers_refused(procs, tmp_dir, peer):
                                           {"vertex": 1, "subtask": 0, "slot": 0}]})
     assert_ok(resp, "an all-local deployment with peers")
     conn.wait_task_state(JOB_A, 1, 0, "FINISHED", timeout=30)
+    assert w.stop() == 0
+
+
+def _data_frame(m):
+    import msgpack
+    import struct
+    body = msgpack.packb(dict({"v": 1, "id": 0}, **m), use_bin_type=True)
+    return struct.pack(">I", len(body)) + body
+
+
+def _read_data_frame(sock, timeout):
+    import msgpack
+    import struct
+    sock.settimeout(timeout)
+    head = b""
+    while len(head) < 4:
+        chunk = sock.recv(4 - len(head))
+        if not chunk:
+            raise EOFError
+        head += chunk
+    (n,) = struct.unpack(">I", head)
+    body = b""
+    while len(body) < n:
+        chunk = sock.recv(n - len(body))
+        if not chunk:
+            raise EOFError
+        body += chunk
+    return msgpack.unpackb(body, raw=False)
+
+
+def test_data_port_hello_and_credits(procs, tmp_dir, peer):
+    """uses_peer: the data port speaks common/rpc.h frames: a hello with another cluster
+    id is closed; a "data" hello is answered, an "open" gets WRK_REMOTE_CREDITS (8)
+    credits, and with no consumer taking buffers the producer gets exactly 64 (the input
+    gate) + 8 (in flight) credits in all, then none: bounded memory, backpressure."""
+    w = start_worker(procs, none_conf(tmp_dir, peer.port))
+    conn = peer.registered()
+    port = conn.of_type("register")[0]["data_port"]
+    hello = {"t": "hello", "cluster": "another-cluster", "role": "data", "name": "t"}
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(_data_frame(hello))
+        with pytest.raises((EOFError, ConnectionResetError)):
+            _read_data_frame(s, 5)
+    w.wait_log(r"-data-connection-refused: bad hello", 5)
+    route = {"job": JOB_A, "attempt": 1, "from_vertex": 0, "from_subtask": 0,
+             "to_vertex": 1, "to_subtask": 0, "channel": 0}
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(_data_frame(dict(hello, cluster=peer.cluster)))
+        back = _read_data_frame(s, 5)
+        assert back["t"] == "hello" and back["role"] == "data", back
+        s.sendall(_data_frame(dict(route, t="open")))
+        credits, sent = 0, 0
+        while True:
+            try:
+                m = _read_data_frame(s, 1.5)
+            except (TimeoutError, socket.timeout):
+                break
+            assert m["t"] == "credit", m
+            credits += m["n"]
+            while sent < credits:
+                s.sendall(_data_frame(dict(route, t="data", kind="data", checkpoint=0,
+                                           payload=b"")))
+                sent += 1
+        assert credits == 72 and sent == 72, \
+            f"expected 64 + 8 credits with no consumer, seen {credits} (sent {sent})"
     assert w.stop() == 0
 
 
@@ -446,7 +516,7 @@ def test_cluster_exactly_once_after_worker_kill(zk_quorum, tmp_dir, procs, zk_ro
     from failover_cluster import Cluster
     import signal
 
-    # one worker at a time: channels between workers (TCP) are not implemented yet
+    # one worker at a time (the two-worker tests are at the end of this file)
     # the job has no `checkpointing`: coordinator and worker both use the cluster's
     cl = Cluster(zk_quorum, tmp_dir, procs, root=zk_root, coordinators=1, workers=1, slots=2,
                  settings={"execution.checkpointing.interval": "300 ms"})
@@ -528,3 +598,70 @@ def test_file_source_batch_wordcount_exactly_once_across_a_restore(procs, tmp_di
         (f"expected each running count once: {len(missing)} missing "
          f"(e.g. {list(missing)[:3]}), {len(doubled)} extra (e.g. {list(doubled)[:3]})")
     assert w.stop() == 0
+
+
+def _two_worker_cluster(zk_quorum, tmp_dir, procs, zk_root):
+    """A coordinator and two workers of one slot each: a job of parallelism 2 (slot
+    sharing: two slots) must spread over both, so its hash channels cross workers."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "bench"))
+    from failover_cluster import Cluster
+    cl = Cluster(zk_quorum, tmp_dir, procs, root=zk_root, coordinators=1, workers=2, slots=1,
+                 settings={"execution.checkpointing.interval": "300 ms"})
+    cl.start()
+    return cl
+
+
+def _check_running_counts(out, count):
+    expect = Counter(gen_words(7, 40, count, 1))
+    want = Counter(f"{wd} {i}" for wd, n in expect.items() for i in range(1, n + 1))
+    seen = Counter(read_parts(out))
+    missing, doubled = want - seen, seen - want
+    assert not missing and not doubled, \
+        (f"expected each running count once: {len(missing)} missing "
+         f"(e.g. {list(missing)[:3]}), {len(doubled)} extra (e.g. {list(doubled)[:3]})")
+
+
+def test_two_workers_keyed_count_over_tcp(zk_quorum, tmp_dir, procs, zk_root):
+    """A real coordinator and two real workers of one slot each: the keyed count of
+    parallelism 2 runs on both (generator -> hash -> count crosses workers over TCP data
+    connections with credit-based flow control) and FINISHES with every running count
+    exactly once."""
+    cl = _two_worker_cluster(zk_quorum, tmp_dir, procs, zk_root)
+    out = tmp_dir / "out"
+    count = 30000
+    jid = cl.submit(CLUSTER_JOB.format(count=count, rate=20000, out=out))
+    cl.wait_job(jid, "RUNNING", timeout=30)
+    assert len(cl.workers_of_job(jid)) == 2, "expected the job on both workers"
+    cl.wait_job(jid, "FINISHED", timeout=90)
+    _check_running_counts(out, count)
+
+
+def test_two_workers_consumer_worker_killed(zk_quorum, tmp_dir, procs, zk_root):
+    """Two workers of one slot each run the keyed count across TCP; after a completed
+    checkpoint one of them (it runs a count subtask, the consumer of the other worker's
+    generator) is killed with SIGKILL: the surviving worker's tasks fail on the lost data
+    connection or are canceled, the job restarts from the checkpoint on the survivor and
+    a replacement worker, FINISHES, and every running count is committed exactly once."""
+    import signal
+    cl = _two_worker_cluster(zk_quorum, tmp_dir, procs, zk_root)
+    out = tmp_dir / "out"
+    count = 40000
+    jid = cl.submit(CLUSTER_JOB.format(count=count, rate=8000, out=out))
+    cl.wait_job(jid, "RUNNING", timeout=30)
+
+    def completed():
+        d = cl.any_rest(f"/jobs/{jid}/checkpoints")
+        n = (d.get("counts") or {}).get("completed", 0)
+        if n < 1:
+            raise tl._NotYet(f"completed checkpoints: {n}")
+        return n
+    tl.wait_for(completed, 30, "a completed checkpoint")
+    victims = cl.workers_of_job(jid)
+    assert len(victims) == 2, "expected the job on both workers"
+    victims[1].proc.kill(signal.SIGKILL)
+    cl.add_worker(slots=1)
+    done = cl.wait_job(jid, "FINISHED", timeout=120, min_attempt=2)
+    assert done.get("attempt", 0) >= 2, f"expected a restart after the kill, seen {done}"
+    _check_running_counts(out, count)
