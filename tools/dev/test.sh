@@ -12,15 +12,19 @@ logs=()
 
 bash tools/dev/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 
-run_suite() { # build-dir, meson test args...
-  local dir=$1; shift
-  meson test -C "$dir" --print-errorlogs --timeout-multiplier "$FLINC_TIMEOUT_SCALE" "$@" || status=1
-  logs+=("$dir/meson-logs/testlog.json")
+run_suite() { # build-dir, suite
+  local dir=$1 suite=$2
+  # each run writes its own log (meson-logs/testlog-<suite>.json): one testlog.json
+  # per build dir would keep only the last suite run there
+  rm -f "$dir/meson-logs/testlog-$suite.json"
+  meson test -C "$dir" --print-errorlogs --timeout-multiplier "$FLINC_TIMEOUT_SCALE" \
+    --logbase "testlog-$suite" --suite "$suite" || status=1
+  logs+=("$dir/meson-logs/testlog-$suite.json")
 }
 
-run_suite build --suite unit
-run_suite build --suite integration
-run_suite build --suite drills
+run_suite build unit
+run_suite build integration
+run_suite build drills
 
 # The unit suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 if [ ! -f build-asan/build.ninja ]; then
@@ -28,7 +32,7 @@ if [ ! -f build-asan/build.ninja ]; then
 fi
 if ninja -C build-asan; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    run_suite build-asan --suite unit
+    run_suite build-asan unit
 else
   status=1
 fi
@@ -38,7 +42,7 @@ if [ ! -f build-fuzz/build.ninja ]; then
   CC=clang meson setup build-fuzz -Dfuzzers=true -Dintegration=false -Dtests=false
 fi
 if ninja -C build-fuzz; then
-  run_suite build-fuzz --suite fuzz
+  run_suite build-fuzz fuzz
 else
   status=1
 fi
