@@ -515,6 +515,20 @@ static int file_open(struct wrk_op *op) {
         return file_open_part(f);
 }
 
+/* One line of a file sink, without its newline: "<key> <value>" for keyed pairs (the
+ * format exactly-once checkers read), else the record as format_record writes it.
+ * 0 and *ret_len, or -ENOSPC when it does not fit in cap bytes. */
+static int format_sink_line(const struct wrk_record *rec, char *buf, size_t cap,
+                            size_t *ret_len) {
+        if (rec->kind != WRK_REC_PAIR)
+                return format_record(rec, buf, cap, ret_len);
+        int n = snprintf(buf, cap, "%.*s %" PRId64, (int)rec->text_len, rec->text, rec->value);
+        if (n < 0 || (size_t)n >= cap)
+                return -ENOSPC;
+        *ret_len = (size_t)n;
+        return 0;
+}
+
 static int file_push(struct wrk_op *op, const struct wrk_record *rec) {
         struct op_file *f = (struct op_file *)op;
         int r;
@@ -523,15 +537,7 @@ static int file_push(struct wrk_op *op, const struct wrk_record *rec) {
         if (f->used + rec->text_len + 32 > sizeof(f->buf) && (r = file_write_buffer(f)) < 0)
                 return r;
         size_t len;
-        if (rec->kind == WRK_REC_PAIR) {
-                /* "<key> <value>": the line format exactly-once checkers read */
-                int n = snprintf(f->buf + f->used, sizeof(f->buf) - f->used - 1,
-                                 "%.*s %" PRId64, (int)rec->text_len, rec->text, rec->value);
-                r = n < 0 || (size_t)n >= sizeof(f->buf) - f->used - 1 ? -ENOSPC : 0;
-                len = r == 0 ? (size_t)n : 0;
-        } else {
-                r = format_record(rec, f->buf + f->used, sizeof(f->buf) - f->used - 1, &len);
-        }
+        r = format_sink_line(rec, f->buf + f->used, sizeof(f->buf) - f->used - 1, &len);
         if (r < 0)
                 return chain_fail(op->chain, r, "file sink: a record of %zu bytes is too long",
                                   rec->text_len);
@@ -1288,14 +1294,7 @@ static int f2_push(struct wrk_op *op, const struct wrk_record *rec) {
         if (f->used + rec->text_len + 32 > sizeof(f->buf) && (r = f2_write(f)) < 0)
                 return r;
         size_t len;
-        if (rec->kind == WRK_REC_PAIR) {
-                int n = snprintf(f->buf + f->used, sizeof(f->buf) - f->used - 1,
-                                 "%.*s %" PRId64, (int)rec->text_len, rec->text, rec->value);
-                r = n < 0 || (size_t)n >= sizeof(f->buf) - f->used - 1 ? -ENOSPC : 0;
-                len = r == 0 ? (size_t)n : 0;
-        } else {
-                r = format_record(rec, f->buf + f->used, sizeof(f->buf) - f->used - 1, &len);
-        }
+        r = format_sink_line(rec, f->buf + f->used, sizeof(f->buf) - f->used - 1, &len);
         if (r < 0)
                 return chain_fail(op->chain, r, "file sink: a record of %zu bytes is too long",
                                   rec->text_len);
