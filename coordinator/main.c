@@ -20,6 +20,7 @@
 #include "common/err.h"
 #include "common/hosts.h"
 #include "common/log.h"
+#include "coordinator/artifacts.h"
 #include "coordinator/coord.h"
 #include "coordinator/coord_internal.h"
 
@@ -68,6 +69,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
 }
 
 int main(int argc, char **argv) {
+        /* The UDF ABI probe (artifacts.h): a fresh process that loads one library. */
+        if (argc == 3 && strcmp(argv[1], COORD_ARTIFACT_PROBE_ARG) == 0)
+                return coord_artifact_probe_main(argv[2]);
         static const struct option longopts[] = {
                 {"configDir", required_argument, NULL, 'c'},
                 {"host", required_argument, NULL, 'H'},

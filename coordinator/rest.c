@@ -13,7 +13,9 @@
  * /taskmanagers, /taskmanagers/:id, /jobmanager/config, /ha (flinc's own);
  * PATCH /jobs/:jobid[?mode=cancel]; POST /jobs with a job file (YAML or JSON, the format
  * of common/jobgraph.h) as the body, answered 202 {"jobid", "jobUrl"} once the graph is
- * persisted. GET / (and /index.html, /web/<file>) is the web dashboard (web.c), served
+ * persisted; its artifacts must be ids of libraries uploaded with POST
+ * /artifacts/upload?name=<file name> (body = the library; 200 {"filename", "status",
+ * "id", "size"}, artifacts.h). GET / (and /index.html, /web/<file>) is the web dashboard (web.c), served
  * by every coordinator itself.
  *
  * Limits: bodies up to rest.server.max-content-length (and a job file up to
@@ -41,6 +43,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "coordinator/artifacts.h"
 #include "coordinator/checkpoints.h"
 #include "coordinator/coord_internal.h"
 #include "coordinator/web.h"
@@ -321,10 +324,10 @@ static void handle_submit(struct coord_rest *rest, struct evhttp_request *req) {
                 send_error(req, r == -EINVAL ? 400 : 500, "%s", err);
                 return;
         }
-        if (g->n_artifacts > 0) {
+        /* artifacts: ids of uploaded libraries only, replaced by their storage URIs */
+        if ((r = coord_artifacts_resolve(c, g, err, sizeof(err))) < 0) {
                 job_graph_free(g);
-                send_error(req, 400, "artifacts: UDF libraries cannot be shipped through POST "
-                           "/jobs yet; use jobs of built-in operators");
+                send_error(req, r == -EINVAL ? 400 : 500, "%s", err);
                 return;
         }
         /* Flink's run -s: ?savepointPath=<dir or its _metadata> (checkpoints.c) */
@@ -347,6 +350,73 @@ static void handle_submit(struct coord_rest *rest, struct evhttp_request *req) {
                 return;
         }
         coord_jobs_submit_from(c, g, savepoint[0] ? savepoint : NULL, submit_done, p);
+}
+
+/* ---- artifact uploads (artifacts.h) -------------------------------------------------- */
+
+static void upload_done(struct coord *c, int r, const char *id, const char *path,
+                        uint64_t size, const char *msg, void *arg) {
+        (void)c;
+        struct rest_pending *p = arg;
+        if (p->dead) {
+                free(p);
+                return;
+        }
+        struct evhttp_request *req = p->req;
+        if (r == 0) {
+                /* Flink's POST /jars/upload answer, plus the id a job names */
+                struct json_writer w;
+                json_writer_init(&w, 0);
+                json_begin_object(&w);
+                json_kv_string(&w, "filename", path);
+                json_kv_string(&w, "status", "success");
+                json_kv_string(&w, "id", id);
+                json_key(&w, "size");
+                json_uint(&w, size);
+                json_end_object(&w);
+                send_view(req, 200, &w);
+        } else if (r == -EINVAL) {
+                send_error(req, 400, "%s", msg);
+        } else {
+                send_error(req, 500, "Artifact upload failed: %s", msg);
+        }
+        pending_remove(p);
+}
+
+/* POST /artifacts/upload?name=<file name>, body = the library's bytes. */
+static void handle_upload(struct coord_rest *rest, struct evhttp_request *req,
+                          const char *query) {
+        char name[COORD_ARTIFACT_NAME_MAX + 2] = "";
+        struct evkeyvalq qs;
+        TAILQ_INIT(&qs);
+        if (query && evhttp_parse_query_str(query, &qs) < 0) {
+                send_error(req, 400, "Bad request, could not parse the query string");
+                return;
+        }
+        const char *n = evhttp_find_header(&qs, "name");
+        if (n)
+                snprintf(name, sizeof(name), "%s", n);
+        evhttp_clear_headers(&qs);
+        if (!name[0]) {
+                send_error(req, 400, "Bad request: the query parameter name (the library's file "
+                           "name, e.g. ?name=libudf.so) is missing");
+                return;
+        }
+        struct evbuffer *b = evhttp_request_get_input_buffer(req);
+        size_t len = evbuffer_get_length(b);
+        char *data = malloc(len ? len : 1);
+        if (!data || evbuffer_remove(b, data, len) != (int)len) {
+                free(data);
+                send_error(req, 500, "Internal server error.");
+                return;
+        }
+        struct rest_pending *p = pending_add(rest, req);
+        if (!p) {
+                free(data);
+                send_error(req, 500, "Internal server error.");
+                return;
+        }
+        coord_artifact_upload(rest->c, name, data, len, upload_done, p);
 }
 
 /* ---- routing ------------------------------------------------------------------------ */
@@ -511,6 +581,12 @@ static void route(struct coord_rest *rest, struct evhttp_request *req, const cha
                 known = true;
                 if (!is_get)
                         goto not_allowed;
+        } else if (nseg == 2 && strcmp(seg[0], "artifacts") == 0 &&
+                   strcmp(seg[1], "upload") == 0) {
+                known = true;
+                write = true;
+                if (cmd != EVHTTP_REQ_POST)
+                        goto not_allowed;
         } else if (nseg == 2 && strcmp(seg[0], "jobmanager") == 0 && strcmp(seg[1], "config") == 0) {
                 known = true;
                 if (!is_get)
@@ -539,6 +615,10 @@ static void route(struct coord_rest *rest, struct evhttp_request *req, const cha
                 return;
         }
 
+        if (nseg == 2 && strcmp(seg[0], "artifacts") == 0) {
+                handle_upload(rest, req, query);
+                return;
+        }
         json_writer_init(&w, 0);
         if (nseg == 1 && strcmp(seg[0], "config") == 0) {
                 coord_view_config(c, &w);

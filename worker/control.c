@@ -25,6 +25,8 @@
 #include "common/msg.h"
 #include "common/proto.h"
 #include "common/rpc.h"
+#include "common/fsutil.h"
+#include "worker/artifacts.h"
 #include "worker/exchange.h"
 #include "worker/ops.h"
 #include "worker/task.h"
@@ -493,9 +495,31 @@ static bool is_superseded(const struct wrk_task_id *id, const char *job, uint64_
                cmp_version(id->epoch, id->attempt, epoch, attempt) < 0;
 }
 
+/* Removes the local copies of an attempt's artifacts (artifacts.h) once no task of
+ * that attempt runs here. */
+static void artifacts_gc(struct wrk_ctl *c, const char *job, uint64_t epoch, uint32_t attempt) {
+        char dir[sizeof(c->state_dir) + 128];
+        if (!c->state_dir[0] ||
+            wrk_artifacts_dir(c->state_dir, job, epoch, attempt, dir, sizeof(dir)) < 0)
+                return;
+        for (size_t k = 0; k < c->n_tasks; k++) {
+                const struct wrk_task_id *e = wrk_task_id(c->tasks[k].task);
+                if (!c->tasks[k].ended && strcmp(e->job, job) == 0 && e->epoch == epoch &&
+                    e->attempt == attempt)
+                        return;
+        }
+        if (access(dir, F_OK) != 0)
+                return;
+        int r = fs_rm_rf(dir);
+        if (r < 0)
+                log_warn("cannot remove the artifacts of job %s attempt %" PRIu32 " (%s): %s",
+                         job, attempt, dir, err_str(r));
+}
+
 static void handle_deploy(struct wrk_ctl *c, struct rpc_conn *conn, uint64_t id,
                           const msgpack_object *map, uint64_t epoch) {
         char err[WRK_ERR_BYTES] = "";
+        char art_dir[sizeof(c->state_dir) + 128] = "";
         char job[ID_HEX_LEN + 1] = "";
         uint32_t attempt = 0;
         struct req_task *req = NULL;
@@ -707,6 +731,19 @@ static void handle_deploy(struct wrk_ctl *c, struct rpc_conn *conn, uint64_t id,
                 goto refuse;
         }
 
+        /* The job's UDF libraries from storage, into a local directory of the attempt. */
+        if (wrk_artifacts_needed(g)) {
+                if (!c->state_dir[0] || wrk_artifacts_dir(c->state_dir, job, epoch, attempt,
+                                                          art_dir, sizeof(art_dir)) < 0) {
+                        art_dir[0] = '\0';
+                        snprintf(err, sizeof(err), "no local directory for the job's artifacts");
+                        goto refuse;
+                }
+                if (wrk_artifacts_fetch(g, art_dir, why, sizeof(why)) < 0) {
+                        snprintf(err, sizeof(err), "%s", why);
+                        goto refuse;
+                }
+        }
         r = wrk_graph_create(g, &wg);
         g = NULL;
         if (r < 0) {
@@ -824,6 +861,8 @@ static void handle_deploy(struct wrk_ctl *c, struct rpc_conn *conn, uint64_t id,
         return;
 refuse:
         refuse(c, conn, id, job[0] ? job : "?", attempt, err);
+        if (art_dir[0])
+                artifacts_gc(c, job, epoch, attempt);
         job_graph_free(g);
         wrk_graph_unref(wg);
         free(req);
@@ -1201,6 +1240,7 @@ static void process_changes(struct wrk_ctl *c) {
                         if (wrk_task_state_is_terminal(ch.state)) {
                                 wrk_task_join(e->task);
                                 e->ended = true;
+                                artifacts_gc(c, id->job, id->epoch, id->attempt);
                         }
                 }
         }
@@ -1424,6 +1464,11 @@ void wrk_ctl_destroy(struct wrk_ctl *c) {
         for (size_t i = 0; i < c->n_tasks; i++)
                 wrk_task_destroy(c->tasks[i].task);
         c->n_tasks = 0;
+        if (c->state_dir[0]) {
+                char dir[sizeof(c->state_dir) + 16];
+                snprintf(dir, sizeof(dir), "%s/artifacts", c->state_dir);
+                fs_rm_rf(dir);
+        }
         if (c->conn)
                 drop_connection(c);
         if (c->retry_ev)

@@ -26,6 +26,7 @@
 
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/fsutil.h"
 #include "common/jobgraph.h"
 #include "common/json.h"
 #include "tools/cli/cluster.h"
@@ -396,6 +397,66 @@ static int wait_terminal(struct cli *c, const char *jid, uint64_t deadline_ms,
         }
 }
 
+/* Uploads each artifact of g (local paths, made absolute by job_graph_load_file) with
+ * POST /artifacts/upload?name=<file name> and replaces it by the id the coordinator
+ * answers, as Flink's client uploads the jar before running it. 0 or an exit code (the
+ * coordinator's error printed, e.g. a wrong UDF ABI version). */
+static int upload_artifacts(struct cli *c, const char *file, struct job_graph *g) {
+        size_t max = (size_t)cfg_int(c->cfg, CFG_REST_MAX_CONTENT_LENGTH);
+        for (size_t i = 0; i < g->n_artifacts; i++) {
+                const char *path = g->artifacts[i];
+                if (strncmp(path, "file://", 7) == 0)
+                        path += 7;
+                const char *slash = strrchr(path, '/');
+                const char *name = slash ? slash + 1 : path;
+                char *data = NULL;
+                size_t len = 0;
+                int r = fs_read_all(path, max, &data, &len);
+                if (r == -EFBIG)
+                        return fail("%s: artifacts[%zu]: %s is larger than "
+                                    "rest.server.max-content-length (%zu bytes)", file, i, path,
+                                    max);
+                if (r < 0)
+                        return fail("%s: artifacts[%zu]: cannot read %s: %s", file, i, path,
+                                    strerror(-r));
+                char *enc = evhttp_encode_uri(name);
+                char rpath[512];
+                if (!enc || strlen(enc) > 400) {
+                        free(enc);
+                        free(data);
+                        return fail("%s: artifacts[%zu]: file name too long", file, i);
+                }
+                snprintf(rpath, sizeof(rpath), "/artifacts/upload?name=%s", enc);
+                free(enc);
+                char err[1024];
+                int status = 0;
+                struct cli_json *j = NULL;
+                r = cli_cluster_call_json(&c->cluster, "POST", rpath, data, len,
+                                          "application/x-sharedlib", &status, &j, err,
+                                          sizeof(err));
+                free(data);
+                if (r < 0)
+                        return fail("%s", err);
+                const char *id = j ? cli_json_str(cli_json_get(j, "id")) : NULL;
+                if (status != 200 || !id) {
+                        char errs[1024];
+                        if (j)
+                                cli_rest_errors(j, NULL, errs, sizeof(errs));
+                        else
+                                snprintf(errs, sizeof(errs), "%s", err[0] ? err : "(no details)");
+                        cli_json_free(j);
+                        return fail("POST %s: %d: %s", rpath, status, errs);
+                }
+                char *dup = strdup(id);
+                cli_json_free(j);
+                if (!dup)
+                        return fail("out of memory");
+                free(g->artifacts[i]);
+                g->artifacts[i] = dup;
+        }
+        return 0;
+}
+
 /* ---- actions ---- */
 
 enum { OPT_CONFIG_DIR = 1000, OPT_INPUT, OPT_OUTPUT };
@@ -453,6 +514,10 @@ static int action_run(struct cli *c, int argc, char **argv) {
         struct job_graph *g = NULL;
         if ((r = load_job(c, file, parallelism, input, output, &g)))
                 return r;
+        if ((r = upload_artifacts(c, file, g))) {
+                job_graph_free(g);
+                return r;
+        }
         char *body = NULL, err[1024];
         size_t body_len;
         int cr = cli_job_to_json(g, &body, &body_len, err, sizeof(err));
