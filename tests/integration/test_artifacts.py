@@ -73,7 +73,8 @@ def cl(zk_quorum_module):
     try:
         c = Cluster(zk_quorum_module, base, procs, root=f"/artifacts-{tl.unique_suffix()}",
                     coordinators=2, workers=2, slots=2,
-                    settings={"restart-strategy.fixed-delay.attempts": 2})
+                    settings={"restart-strategy.fixed-delay.attempts": 2,
+                              "rest.server.max-content-length": "256 kb"})
         c.start()
         c.conf = tl.make_conf_dir(base / "conf" / "cli", c.settings,
                                   masters=[f"127.0.0.1:{x.rest_port}" for x in c.coordinators])
@@ -130,6 +131,21 @@ def test_flinc_run_ships_the_library_and_workers_load_it(cl, tmp_dir):
                 "the workers' artifact copies removed")
 
 
+def test_flinc_run_the_example_job_file(cl, tmp_dir):
+    """examples/udf-job.yaml as shipped, its artifact a path relative to the file."""
+    example = tl.repo_root() / "examples" / "udf-job.yaml"
+    if not (example.parent / "../build/examples/udf" / LIB).resolve().is_file():
+        pytest.skip("the build directory is not <repo>/build: the example's path does not "
+                    "resolve")
+    out = tmp_dir / "out"
+    r = flinc("run", "examples/udf-job.yaml", "--output", out, conf=cl.conf,
+              cwd=tl.repo_root())
+    assert r.returncode == 0, f"expected flinc run to succeed, seen:\n{r.stdout}\n{r.stderr}"
+    kept = [w for w in gen_words(0, 1000, 2000, 3) if len(w) >= 3]
+    lines = read_parts(out)
+    assert len(lines) == len(kept), f"expected {len(kept)} lines, seen {len(lines)}"
+
+
 def test_running_job_graph_names_storage_and_workers_hold_copies(cl, tmp_dir):
     """While an unbounded UDF job runs on both workers: the stored job graph names the
     library's storage URI (not the uploaded id or the client's path), each worker holds
@@ -184,9 +200,16 @@ def test_upload_refuses_bad_input(cl):
     # an ELF file that is no flinc UDF library (no flinc_udf_abi_version)
     status, body = upload(cl, "libc-like.so", Path("/bin/true").read_bytes())
     assert status == 400, body
-    status, body = upload(cl, LIB, lib_path(LIB).read_bytes())
+    # over rest.server.max-content-length (256 kb here): a JSON 400 naming the key
+    status, body = upload(cl, "big.so", b"\x7fELF" + b"\0" * (300 * 1024))
+    assert status == 400 and "rest.server.max-content-length" in body["errors"][0], body
+    # a standby forwards the upload to the leader
+    standby = next(c for c in cl.coordinators if c is not cl.wait_leader())
+    status, body = standby.rest(f"/artifacts/upload?name={LIB}", "POST",
+                                lib_path(LIB).read_bytes(), timeout=30)
     assert status == 200 and body["status"] == "success" and body["id"].endswith("_" + LIB), body
     assert Path(body["filename"]).read_bytes() == lib_path(LIB).read_bytes()
+    assert body["size"] == len(lib_path(LIB).read_bytes())
 
 
 def test_unknown_artifact_and_paths_refused(cl, tmp_dir):
