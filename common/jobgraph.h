@@ -31,7 +31,11 @@
  *     delay: 1 s                #   fixed-delay only; 0..1 d; default 1 s
  *   artifacts: [ libudf.so ]    # optional; at most 32 UDF libraries (C ABI of
  *                               #   DESIGN.md "Jobs"); a relative path is relative to the
- *                               #   job file's directory; base names must differ
+ *                               #   job file's directory; base names must differ. In a
+ *                               #   POST /jobs body each entry is the id of an uploaded
+ *                               #   library (coordinator/artifacts.h; `flinc run` uploads
+ *                               #   them), and the stored graph names its file:// storage
+ *                               #   URI, which workers fetch (worker/artifacts.h)
  *   pipeline:                   # the steps of a linear job: a source first, a sink last
  *     - generator: { seed: 42, words: 1000, rate: 10000, count: 0 }
  *     - tokenize                # a step without parameters may be written bare,

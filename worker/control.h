@@ -31,6 +31,11 @@
  * vertex=<v> subtask=<s> state=<S> attempt=<a> slot=<n> ...`, `-deploy-refused job=<j>
  * reason=<why>`.
  *
+ * Deployments of a job with stored artifacts first copy and verify the UDF libraries into
+ * a per-attempt directory under the worker's state dir (worker/artifacts.h; a failure
+ * refuses the deployment naming the artifact); the directory is removed when the
+ * attempt's last task here ended.
+ *
  * Fencing: the worker keeps the highest epoch it has seen (leader node, register
  * responses, messages) and refuses anything older. Tasks are ordered by (epoch of the
  * leader that deployed them, attempt): a deployment or cancel from a newer leader

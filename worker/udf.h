@@ -1,5 +1,7 @@
 /* The C ABI of flinc user-defined functions (DESIGN.md "Jobs"): what a UDF library
- * shipped with a job (the job file's `artifacts`) exports and how workers call it. This
+ * shipped with a job (the job file's `artifacts`; uploaded to the coordinator, which checks
+ * the version below at upload, and fetched by workers from storage: coordinator/artifacts.h,
+ * worker/artifacts.h) exports and how workers call it. This
  * header is the whole contract; a library includes only it. Version FLINC_UDF_ABI_VERSION
  * changes whenever a struct or a signature below changes; a worker refuses a library
  * built for another version with "artifact <path>: UDF ABI version <n>, this worker
