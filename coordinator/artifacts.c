@@ -355,6 +355,9 @@ int coord_artifact_probe_main(const char *path) {
         void *h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
         if (!h) {
                 const char *why = dlerror();
+                size_t pl = strlen(path);
+                if (why && strncmp(why, path, pl) == 0 && strncmp(why + pl, ": ", 2) == 0)
+                        why += pl + 2; /* the probe's file name means nothing to the user */
                 printf("error cannot load: %s\n", why ? why : "?");
                 return 1;
         }

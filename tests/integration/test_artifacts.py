@@ -249,3 +249,35 @@ def test_corrupt_stored_artifact_fails_the_deploy(cl, tmp_dir):
         f"expected the deploy refused naming {aid}, seen {texts}"
     tl.wait_for(lambda: not worker_artifact_dirs(cl), 10,
                 "no artifact copies left after the refused deployments")
+
+
+def test_new_leader_redeploys_from_storage(cl, tmp_dir):
+    """Last in this file (it kills the leader): a running UDF job survives a SIGKILL of
+    the leader; the new leader recovers its graph, which names the stored library, and
+    the workers fetch it again for the new attempt."""
+    jobdir = tmp_dir / "job"
+    jobdir.mkdir()
+    shutil.copy(lib_path(LIB), jobdir / LIB)
+    job = write_job(jobdir, "udf-failover", LIB, tmp_dir / "out")
+    job.write_text(job.read_text().replace("count: 2000", "count: 0, rate: 1000"))
+    r = flinc("run", "-d", job, conf=cl.conf)
+    assert r.returncode == 0, r.stdout + r.stderr
+    jid = re.search(r"JobID ([0-9a-f]{32})", r.stdout).group(1)
+    first = cl.wait_job(jid, "RUNNING")
+    old = cl.wait_leader()
+    old_epoch = old.ha()["epoch"]
+    old.proc.kill()
+    new = cl.wait_leader(not_index=old.index)
+    epoch = new.ha()["epoch"]
+    assert epoch > old_epoch
+    cl.wait_job(jid, "RUNNING", min_attempt=first["attempt"] + 1)
+    aid = f"{crc32c((jobdir / LIB).read_bytes()):08x}_{LIB}"
+
+    def copies_of_new_epoch():
+        found = sorted((cl.base_dir / "io").glob(f"flinc-worker-*/artifacts/{jid}-{epoch}-*/{aid}"))
+        return found if len({c.parents[2] for c in found}) == 2 else None
+    tl.wait_for(copies_of_new_epoch, 20, "copies of the new leader's attempt on both workers")
+    r = flinc("cancel", jid, conf=cl.conf)
+    assert r.returncode == 0, r.stderr
+    tl.wait_for(lambda: not worker_artifact_dirs(cl), 10,
+                "the workers' artifact copies removed after cancel")
