@@ -148,7 +148,7 @@ enum cfg_type {
           "Address the REST server binds to (empty: all interfaces)")                   \
         X(CFG_REST_MAX_CONTENT_LENGTH, "rest.server.max-content-length", SIZE,          \
           "104857600", CFG_KIB(1), CFG_GIB(1), NULL, 0,                                 \
-          "Largest REST request or response body (job submissions with artifacts)")    \
+          "Largest REST request or response body (UDF library uploads, job files)")     \
         X(CFG_PEKKO_FRAMESIZE, "pekko.framesize", SIZE, "10485760b", CFG_KIB(1),        \
           CFG_GIB(1), NULL, 0,                                                          \
           "Largest RPC frame between coordinators and workers; larger frames close "    \

@@ -10,6 +10,11 @@
  * before). The directory is removed when the attempt's last task on this worker ended,
  * and the whole artifacts/ directory when the worker stops.
  *
+ * The copy runs on the control loop thread, inside the deploy handler: a library is at
+ * most rest.server.max-content-length (100 MiB by default) and typically tens of KiB, so
+ * this blocks the loop for milliseconds, far below heartbeat.timeout; a file-work
+ * thread would be the next step if libraries grow large.
+ *
  * A plain absolute path (no file:// scheme) is left as it is: a deployment made
  * straight to a worker (tests) may name a library every worker sees locally. */
 #pragma once
