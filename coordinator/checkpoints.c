@@ -7,7 +7,9 @@
  * Checkpoint states (logged as `checkpoint job=<id> id=<n> <FROM> -> <TO>` at debug, the
  * outcomes as events; shown in REST as `status`):
  *
- *   IDLE --(interval and min-pause elapsed, job RUNNING)--> ALLOCATING (ha_counter_next)
+ *   IDLE --(interval and min-pause elapsed, job RUNNING)--> ALLOCATING
+ *        (ha_counter_next_above the highest id restored: a savepoint of another job may
+ *        be ahead of this job's counter)
  *   ALLOCATING --(id)--> PENDING: trigger sent to the workers of source subtasks
  *   PENDING --(every subtask of the attempt acked)--> WRITING: _metadata on the file thread
  *   WRITING --(written)--> STORING: ha_checkpoint_add(pointer, retain)
@@ -195,6 +197,7 @@ struct coord_ckpt {
         struct hist latest_completed, latest_savepoint, latest_failed;
         bool have_completed, have_savepoint, have_failed;
         uint64_t restored_id;
+        uint64_t id_floor;              /* new ids are above it: the highest id restored */
         int64_t restored_ms;
         bool restored_savepoint;
         char restored_path[CKPT_PATH_MAX];
@@ -1206,7 +1209,7 @@ void coord_ckpt_step(struct coord *c, struct coord_job *j) {
                 struct store_op *s = store_op_new(j, 0);
                 if (!s)
                         return;
-                int r = ha_counter_next(c->store, j->id, counter_got, s);
+                int r = ha_counter_next_above(c->store, j->id, k->id_floor, counter_got, s);
                 if (r < 0) {
                         free(s);
                         log_error(r, "job %s: asking for a checkpoint id", j->id);
@@ -1759,6 +1762,9 @@ void coord_ckpt_deployed(struct coord_job *j) {
         if (k->rstate == RESTORE_READY && k->rs.id) {
                 k->n_restored++;
                 k->restored_id = k->rs.id;
+                /* a savepoint's id (another job's counter) may be above ours */
+                if (k->rs.id > k->id_floor)
+                        k->id_floor = k->rs.id;
                 k->restored_ms = clock_wall_ms();
                 k->restored_savepoint = k->rs.savepoint;
                 sfmt(k->restored_path, sizeof(k->restored_path), "file://%s", k->rs_path);
@@ -1876,6 +1882,21 @@ int coord_ckpt_set_savepoint_restore(struct coord_job *j, const char *path, char
         size_t n = strlen(p);
         if (n >= 10 && strcmp(p + n - 10, "/_metadata") == 0)
                 p[n - 10] = '\0';
+        /* A path with no savepoint is refused with the submission, as Flink's "Cannot find
+         * checkpoint or savepoint" (else every attempt of the job would fail to restore).
+         * One stat on the loop: the storage is a local disk or a mount, as for the rest. */
+        char meta[CKPT_PATH_MAX];
+        struct stat st;
+        if ((size_t)sfmt(meta, sizeof(meta), "%s/_metadata", p) >= sizeof(meta)) {
+                sfmt(err, err_len, "'%s': path too long", path);
+                return -ENAMETOOLONG;
+        }
+        int sr = stat(meta, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EISDIR;
+        if (sr < 0) {
+                sfmt(err, err_len, "cannot find a savepoint at '%s' (%s: %s)", path, meta,
+                     sr == -EISDIR ? "not a file" : strerror(-sr));
+                return -ENOENT;
+        }
         sfmt(j->ckpt->restore_from_savepoint, sizeof(j->ckpt->restore_from_savepoint), "%s", p);
         /* recorded for a leader that takes over before the job's first checkpoint (queued
          * now, so it is on disk long before any deployment reads it: one file thread) */

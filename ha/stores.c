@@ -1035,6 +1035,8 @@ static void counter_read(struct st_op *op) {
                 st_finish(op, 0, NULL);
                 return;
         }
+        if (op->in_id > value)
+                value = op->in_id; /* ha_counter_next_above: ids after the floor */
         if (value == UINT64_MAX) {
                 st_finish(op, -EOVERFLOW, "counter in %s is exhausted", c->path);
                 return;
@@ -1737,6 +1739,15 @@ SIMPLE_OP(ha_counter_get, ST_COUNTER_GET)
 SIMPLE_OP(ha_checkpoint_latest, ST_CHK_LATEST)
 SIMPLE_OP(ha_checkpoint_list, ST_CHK_LIST)
 SIMPLE_OP(ha_jobresult_get, ST_RESULT_GET)
+
+int ha_counter_next_above(struct ha_store *st, const char *job, uint64_t floor,
+                          ha_store_cb cb, void *userdata) {
+        struct st_op *op = st_op_new(st, ST_COUNTER_NEXT, job, cb, userdata);
+        if (!op)
+                return ha_store_job_id_valid(job) ? -ENOMEM : -EINVAL;
+        op->in_id = floor;
+        return st_submit(st, op);
+}
 
 #define LIST_OP(fn, kind)                                                                \
         int fn(struct ha_store *st, ha_store_cb cb, void *userdata) {                    \

@@ -116,6 +116,12 @@ int ha_jobgraph_remove(struct ha_store *st, const char *job, ha_store_cb cb, voi
  * ids are unique and increasing across leaders; an id may be skipped after an ambiguous
  * write, never repeated. The first id is 1. */
 int ha_counter_next(struct ha_store *st, const char *job, ha_store_cb cb, void *userdata);
+/* The same, with the new id above `floor` too: max(counter, floor) + 1. A job restored
+ * from a savepoint (another job's checkpoint n) takes its ids after n, as Flink's
+ * checkpoint coordinator does after a restore: checkpoint n of the restored state exists
+ * in the job's directory and registry already. */
+int ha_counter_next_above(struct ha_store *st, const char *job, uint64_t floor,
+                          ha_store_cb cb, void *userdata);
 int ha_counter_get(struct ha_store *st, const char *job, ha_store_cb cb, void *userdata);
 
 /* Adds checkpoint p->id of the job (newer than every retained one, else -EINVAL) and

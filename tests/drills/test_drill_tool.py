@@ -95,6 +95,22 @@ def test_checker_count(tmp_dir):
     assert ok is False and check["duplicates"] == 1 and check["gaps"] == 1, check
 
 
+def test_checker_count_reads_the_file_sinks_lines(tmp_dir):
+    """The file sink writes a keyed count as "<word> <count>" (worker/ops.h)."""
+    job = gen_job(extra=[{"key_by": {"field": "word"}}, {"count": {}}])
+    out = tmp_dir / "c"
+    write(out, "part-2-0-0", ["w1 1", "w2 1", "w1 2"])
+    write(out, "part-2-1-0", ["w3 1", "w2 2"])
+    ok, check = drill.check_output(job, out, "CANCELED")
+    assert ok is True and check == {**check, "mode": "count", "words": 3, "records": 5}, check
+    write(out, "part-2-0-1", ["w1 2", "w3 3"])
+    ok, check = drill.check_output(job, out, "CANCELED")
+    assert ok is False and check["duplicates"] == 1 and check["gaps"] == 1, check
+    write(out, "part-2-1-1", ["w1 two"])
+    ok, check = drill.check_output(job, out, "CANCELED")
+    assert ok is False and "'w1 two'" in check["reason"], check
+
+
 def test_checker_says_what_it_cannot_check(tmp_dir):
     discard = {"name": "d", "pipeline": [{"generator": {}}, {"sink": {"type": "discard"}}]}
     verdict, check = drill.check_output(discard, tmp_dir, "CANCELED")

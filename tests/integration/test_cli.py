@@ -188,6 +188,99 @@ def test_savepoint_uses_flinks_rest_call(cl, tmp_dir):
         flinc("cancel", jid, conf=cl.conf)
 
 
+SP_WORDCOUNT = """\
+name: {name}
+parallelism: 2
+checkpointing: {{ interval: 10 min }}
+restart-strategy: {{ type: fixed-delay, attempts: 10, delay: 100 ms }}
+pipeline:
+  - generator: {{ id: words, seed: 7, words: 40, rate: 2000 }}
+  - key_by: {{ id: by-word, field: word }}
+  - count: {{ id: counts }}
+  - sink: {{ id: out, type: file, path: "file://{out}" }}
+"""
+
+
+def savepoint_then_cancel(cl, jid, out: Path, tmp_dir) -> str:
+    """`flinc savepoint <jid>` into the cluster's state.savepoints.dir, the committed
+    output of it on disk, then `flinc cancel`; returns the savepoint's path as printed."""
+    r = flinc("savepoint", jid, conf=cl.conf, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = re.search(r"^Savepoint completed\. Path: (file:\S+)$", r.stdout, re.M)
+    assert m, r.stdout
+    assert "You can resume your program from this savepoint with the run command." in r.stdout
+    path = m.group(1)
+    assert path.startswith(f"file://{cl.base_dir}/savepoints/savepoint-{jid[:6]}-"), path
+    # the sink commits the savepoint's files when its completion reaches it
+    tl.wait_for(lambda: any(out.glob("part-*")), 20, "the savepoint's output committed")
+    r = flinc("cancel", jid, conf=cl.conf)
+    assert r.returncode == 0, r.stdout + r.stderr
+    cl.wait_job(jid, "CANCELED")
+    return path
+
+
+def test_run_from_savepoint_continues_the_counts(cl, tmp_dir):
+    """run -d, savepoint, cancel, then `run -s <path> -p 3`: the new job restores the
+    savepoint (REST latest.restored) with another parallelism, and every word's committed
+    counts go on from the savepoint's, exactly once: a job that started afresh would
+    count every word from 1 again (duplicates), one restored from elsewhere would skip
+    counts (gaps). Checkpoints are every 10 min, so the only ones are the savepoints and
+    the committed output ends exactly at them."""
+    from test_exactly_once import check_exactly_once
+
+    out = tmp_dir / "out"
+    job = write_job(tmp_dir, "spwc", SP_WORDCOUNT.format(name="cli-sp-wordcount", out=out))
+    r = flinc("run", "-d", job, conf=cl.conf)
+    assert r.returncode == 0, r.stdout + r.stderr
+    jid = re.search(r"JobID ([0-9a-f]{32})", r.stdout).group(1)
+    cl.wait_job(jid, "RUNNING")
+    path = savepoint_then_cancel(cl, jid, out, tmp_dir)
+    before = check_exactly_once(out)
+    assert sum(before.values()) > 0
+
+    r = flinc("run", "-d", "-s", path, "-p", "3", job, conf=cl.conf)
+    assert r.returncode == 0, r.stdout + r.stderr
+    j2 = re.search(r"^Job has been submitted with JobID ([0-9a-f]{32})$", r.stdout, re.M).group(1)
+    assert j2 != jid
+    j = cl.wait_job(j2, "RUNNING")
+    assert {v["parallelism"] for v in j["vertices"]} == {3}, j["vertices"]
+    restored = cl.any_rest(f"/jobs/{j2}/checkpoints")["latest"]["restored"]
+    assert restored and restored["is_savepoint"] is True, restored
+    assert restored["external_path"] == path, (restored, path)
+    # the generator goes on from where the savepoint left it: more output to commit
+    def writing():
+        return any(f.stat().st_size > 0 for f in out.glob(".part-*.inprogress"))
+    tl.wait_for(writing, 20, "the resumed job writing output")
+    savepoint_then_cancel(cl, j2, out, tmp_dir)
+    # the resumed job's checkpoint ids go on after the savepoint's (Flink's too): its
+    # own id 1 would collide with the restored savepoint's id 1
+    sp2 = cl.any_rest(f"/jobs/{j2}/checkpoints")["latest"]["savepoint"]
+    assert sp2["id"] > restored["id"], (sp2, restored)
+    after = check_exactly_once(out)
+    assert sum(after.values()) > sum(before.values()), (sum(after.values()),
+                                                        sum(before.values()))
+    assert all(after[w] >= n for w, n in before.items()), "a word's counts went back"
+    print(f"\n[cli run -s] {len(after)} words; counts before the savepoint "
+          f"{sum(before.values())}, after the resumed job {sum(after.values())}")
+
+
+def test_run_from_a_missing_savepoint_fails_with_a_clear_error(cl, tmp_dir):
+    job = write_job(tmp_dir, "nosp", streaming_job(name="cli-nosp", parallelism=1))
+    missing = tmp_dir / "no-such-savepoint"
+    r = flinc("run", "-d", "-s", missing, job, conf=cl.conf)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.startswith("flinc: POST /jobs?savepointPath="), r.stderr
+    assert f": 400: savepointPath: cannot find a savepoint at 'file://{missing}'" in r.stderr, \
+        r.stderr
+    assert "No such file or directory" in r.stderr, r.stderr
+    (tmp_dir / "empty-dir").mkdir()
+    r = flinc("run", "-d", "-s", tmp_dir / "empty-dir", job, conf=cl.conf)
+    assert r.returncode == 1 and "cannot find a savepoint" in r.stderr, r.stderr
+    assert "Job has been submitted" not in r.stdout
+    jobs = cl.any_rest("/jobs/overview")["jobs"]
+    assert not [x for x in jobs if x["name"] == "cli-nosp"], "no job may have been created"
+
+
 def test_calls_wait_through_a_leader_failover(cl, tmp_dir):
     """Right after kill -9 of the leader, ZooKeeper still names it until its session
     expires: the CLI keeps asking until the new leader answers."""
@@ -226,6 +319,8 @@ BAD = [
     (["run", "-p"], "-p needs a value"),
     (["run", "a.yaml", "b.yaml"], "unexpected argument 'b.yaml'"),
     (["run", "-n", "x.yaml"], "-n needs -s"),
+    (["run", "x.yaml", "-s"], "-s needs a value"),
+    (["run", "--fromSavepoint"], "-s needs a value"),
     (["run", "--bogus", "x.yaml"], "unknown option '--bogus'"),
     (["run", "--input", "", "x.yaml"], "--input needs a path"),
     (["list", "extra"], "unexpected argument 'extra'"),

@@ -76,7 +76,7 @@ def test_stores_survive_leader_kill9(zk_quorum, zk_root, procs, tmp_dir):
         "job-list", "job-get j1", "job-get j2", "job-get j3", "recoverable",
         "chk-list j1", "chk-latest j1", "chk-latest j5", "result-get j4",
         "job-remove j4", "result-expire 0", "result-expire 7200000", "result-list",
-        "counter-next j1 3",
+        "counter-next j1 3", "counter-next j1 2 10", "counter-next j1 1 5",
     ])
     b.wait_log(r"\+candidate", 10)
     res = wait_results(a, len(a_lines))
@@ -100,7 +100,7 @@ def test_stores_survive_leader_kill9(zk_quorum, zk_root, procs, tmp_dir):
     new, new_epoch, _ = cl.wait_leader(epoch, 15)
     assert new is b
     got = {}
-    for r in wait_results(b, 16):
+    for r in wait_results(b, 19):
         got.setdefault(r["op"] + " " + r.get("job", ""), []).append(r)
     assert ok(got["job-list "][0])["jobs"] == ["j1", "j2", "j3", "j4", "j5"]
     assert ok(got["job-get j1"][0])["data"] == "graph of job one, version 2"
@@ -124,7 +124,9 @@ def test_stores_survive_leader_kill9(zk_quorum, zk_root, procs, tmp_dir):
     assert ok(got["result-list "][0])["results"] == []
     assert not (storage / CLUSTER / "jobs" / "j4").exists(), "j4's graph files remain"
     ids = [ok(r)["id"] for r in got["counter-next j1"]]
-    assert ids == [1, 2, 3], f"counter ids {ids}"
+    # ha_counter_next_above: above the floor (a restored savepoint's id), and never
+    # below the counter when the floor is lower
+    assert ids == [1, 2, 3, 11, 12, 13], f"counter ids {ids}"
     assert all(r["r"] == 0 for r in store_results(b)
                if r["op"] not in ("job-get", "chk-latest") or r.get("job") not in ("j3", "j5"))
 

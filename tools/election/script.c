@@ -277,7 +277,8 @@ static int run_cmd(struct script *s, struct cmd *c) {
         case CMD_JOB_REMOVE:
                 return ha_jobgraph_remove(st, c->job, on_reply, s);
         case CMD_COUNTER_NEXT:
-                return ha_counter_next(st, c->job, on_reply, s);
+                return c->n ? ha_counter_next_above(st, c->job, c->n, on_reply, s)
+                            : ha_counter_next(st, c->job, on_reply, s);
         case CMD_CHK_ADD: {
                 struct ha_pointer p = {.id = c->n};
                 uint32_t crc = 0;
@@ -403,8 +404,10 @@ static int parse_line(char *line, struct cmd *c, char *err, size_t err_len, size
                 }
                 int r = 0;
                 switch (c->kind) {
-                case CMD_COUNTER_NEXT:
+                case CMD_COUNTER_NEXT: /* JOB COUNT [ABOVE]: ids above ABOVE too */
                         r = parse_u64(args[1], &c->count);
+                        if (r == 0 && nargs >= 3)
+                                r = parse_u64(args[2], &c->n);
                         break;
                 case CMD_CHK_ADD: {
                         uint64_t retain = 0;
