@@ -81,7 +81,10 @@
  *            above 1 the line starts with "<subtask + 1>> ", as Flink's print sink does
  *            ("1> w3"). A step's lines are written with one locked write, so lines of
  *            different subtasks never interleave within a line.
- *   discard  counts and drops.
+ *   discard  counts and drops. With `rate` > 0 (a testing aid) it takes at most rate / p
+ *            records per second per subtask (the generator's limiter; push sleeps in
+ *            steps of at most 10 ms and gives up when the task is canceled): a
+ *            deliberately slow sink whose backpressure reaches the sources.
  *   file     with checkpointing on (the job's checkpointing.interval > 0): exactly-once
  *            part files with two-phase commit, laid out as sink2pc.h says. With
  *            checkpointing off: lines into <path>/part-<subtask>-<attempt>-<n> (n = 0,
