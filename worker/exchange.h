@@ -15,7 +15,7 @@
  * queued; it still counts, so a blocked channel holds its producer back too (as Flink's
  * credits do). The depth also bounds how long a barrier waits behind queued buffers
  * under backpressure: at most (floating + per_channel * channels) buffers' worth of
- * records at the consumer's pace. The old fixed 64 buffers per gate (about 100 000
+ * records at the consumer's pace. The old fixed 64 buffers per gate (about 90 000
  * small records) kept barriers out for longer than a checkpoint timeout behind a slow
  * sink; 2 + 8 lose no throughput measured (README.md "Dataflow and checkpoints").
  *

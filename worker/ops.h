@@ -38,7 +38,9 @@
  * callback runs on the upload thread). A failure is a decline with the reason; a corrupt
  * local SST (-EBADMSG) also fails the task. Complete n: sinks commit, backends confirm;
  * abort n: backends drop n's uploads. At the end of input the queued uploads finish
- * before the task does. Restore: ctx->restore (the coordinator's list: this subtask's
+ * before the task does. A keyed snapshot of n after n was aborted (under backpressure
+ * the abort can overtake the barrier) declines n without failing the task, and the
+ * barrier still goes on. Restore: ctx->restore (the coordinator's list: this subtask's
  * own state at an unchanged parallelism, every old subtask's state otherwise): keyed
  * backends via sb_backend_restore (clipping), generator entries and file splits
  * redistributed (dataflow.h), the sink commits the listed pending files and cleans up.
