@@ -144,7 +144,9 @@ def test_batch_wordcount_100mb_equals_shell_pipeline(zk_quorum, tmp_dir, procs, 
     assert m, r.stdout
     rt = re.search(r"Job Runtime: (\d+) ms\n", r.stdout)
     assert rt, r.stdout
-    assert cl.job(m.group(1))["state"] == "FINISHED"
+    job = cl.job(m.group(1))
+    assert job["state"] == "FINISHED", job
+    assert all(v["parallelism"] == 2 for v in job["vertices"]), job["vertices"]
     t0 = time.monotonic()
     want = reference_counts(text)
     t_ref = time.monotonic() - t0
