@@ -168,6 +168,14 @@ enum cfg_type {
           "Worker RPC port: a port, a range like 50100-50200 or a list; 0 = any")       \
         X(CFG_TM_DATA_PORT, "taskmanager.data.port", INT, "0", 0, 65535, NULL, 0,       \
           "Worker data-plane port for records between subtasks; 0 = any")               \
+        X(CFG_TM_NET_BUFFERS_PER_CHANNEL, "taskmanager.network.memory.buffers-per-channel", \
+          INT, "2", 1, 1024, NULL, 0,                                                   \
+          "32 KiB network buffers each input channel may always queue (exclusive); "    \
+          "also the credits of a channel between workers")                             \
+        X(CFG_TM_NET_FLOATING_BUFFERS, "taskmanager.network.memory.floating-buffers-per-gate", \
+          INT, "8", 0, 65536, NULL, 0,                                                  \
+          "32 KiB network buffers an input gate shares among its channels beyond the "  \
+          "exclusive ones")                                                             \
         /* Execution */                                                                 \
         X(CFG_PARALLELISM_DEFAULT, "parallelism.default", INT, "1", 1, 32768, NULL, 0,  \
           "Parallelism of jobs that do not set one")                                    \

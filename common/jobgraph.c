@@ -537,6 +537,12 @@ static const struct param_def print_params[] = {
         {.name = "target", .type = PT_ENUM, .offset = VOFF(print.target), .def = JOB_PRINT_STDOUT,
          .choices = print_target_choices, .doc = "the worker's stdout or stderr"},
 };
+static const struct param_def discard_params[] = {
+        {.name = "rate", .type = PT_INT, .offset = VOFF(discard.rate_per_s), .def = 0, .min = 0,
+         .max = 1000000000,
+         .doc = "records per second the whole sink accepts (testing aid: a slow sink); "
+                "0 = unlimited"},
+};
 static const struct param_def file_sink_params[] = {
         {.name = "path", .type = PT_URI, .offset = VOFF(file_sink.path), .flags = PF_REQUIRED,
          .doc = "directory of part files (file:///absolute/path)"},
@@ -581,7 +587,8 @@ static const struct kind_def kinds[JOB_OP__COUNT] = {
                            "keyed tumbling or sliding windows with an aggregate"},
         [JOB_OP_PRINT_SINK] = {"sink", "print", "sink:print", JOB_CAT_SINK, PARAMS(print_params),
                                "writes records as text lines to the worker's stdout"},
-        [JOB_OP_DISCARD_SINK] = {"sink", "discard", "sink:discard", JOB_CAT_SINK, NULL, 0,
+        [JOB_OP_DISCARD_SINK] = {"sink", "discard", "sink:discard", JOB_CAT_SINK,
+                                 PARAMS(discard_params),
                                  "drops records (benchmarks)"},
         [JOB_OP_FILE_SINK] = {"sink", "file", "sink:file", JOB_CAT_SINK, PARAMS(file_sink_params),
                               "part files in a directory, committed exactly once"},

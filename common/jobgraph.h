@@ -112,7 +112,10 @@
  *                      value|word (value), for sum, min and max only; udf symbol,
  *                      required for reduce and refused otherwise.
  *   sink    sink       type enum print|discard|file, required, then by type:
- *                      print: target enum stdout|stderr (stdout); discard: nothing;
+ *                      print: target enum stdout|stderr (stdout); discard: rate int
+ *                      0..1000000000 (0): records/s the whole sink accepts, split evenly
+ *                      over its subtasks, 0 unlimited (a testing aid: a deliberately slow
+ *                      sink that backpressures its inputs, see worker/ops.h SINKS);
  *                      file: path uri, required (a directory of part files, committed
  *                      exactly once at checkpoints), part_size size 1 kb..1 tb
  *                      (128 mb): a part file rolls when it reaches this size.
@@ -234,6 +237,7 @@ struct job_window_params {
         char *udf;                    /* reduce; else NULL */
 };
 struct job_print_params { enum job_print_target target; };
+struct job_discard_params { int64_t rate_per_s; };        /* 0 = unlimited */
 struct job_file_sink_params { char *path; int64_t part_size_bytes; };
 
 struct job_vertex {
@@ -259,6 +263,7 @@ struct job_vertex {
                 struct job_agg_params agg;       /* sum, min, max */
                 struct job_window_params window;
                 struct job_print_params print;
+                struct job_discard_params discard;
                 struct job_file_sink_params file_sink;
         } params;
 };

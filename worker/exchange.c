@@ -43,14 +43,26 @@ struct wrk_gate {
 
         pthread_mutex_t mu;
         pthread_cond_t cond;  /* CLOCK_MONOTONIC; any change */
-        struct gate_buf *bufs; /* WRK_GATE_MAX_BUFFERS + one per channel */
+        struct gate_buf *bufs; /* grows to floating + per_channel * channels */
         uint32_t cap;
         uint32_t n;           /* queued, in arrival order bufs[0..n) */
+        uint32_t *chan_queued; /* buffers queued per channel, chan_queued[0..n_chan) */
+        uint32_t n_chan;
+        uint32_t floating_used; /* queued beyond each channel's exclusive ones */
+        uint32_t per_channel, floating; /* the process's settings at creation */
         bool closed;
         bool failed;          /* a remote producer's connection was lost */
 
         struct remote_out *remote; /* a producer's remote gate (not in the registry) */
 };
+
+static _Atomic uint32_t ex_per_channel = WRK_DEFAULT_BUFFERS_PER_CHANNEL;
+static _Atomic uint32_t ex_floating = WRK_DEFAULT_FLOATING_BUFFERS;
+
+void wrk_exchange_set_buffers(uint32_t per_channel, uint32_t floating) {
+        atomic_store(&ex_per_channel, per_channel ? per_channel : 1);
+        atomic_store(&ex_floating, floating);
+}
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct wrk_gate *registry;
@@ -77,7 +89,9 @@ int wrk_gate_get(const char *job, uint32_t attempt, uint32_t chain, uint32_t sub
         g->chain = chain;
         g->subtask = subtask;
         g->refs = 1;
-        g->cap = WRK_GATE_MAX_BUFFERS;
+        g->per_channel = atomic_load(&ex_per_channel);
+        g->floating = atomic_load(&ex_floating);
+        g->cap = g->floating + 2 * g->per_channel;
         g->bufs = calloc(g->cap, sizeof(*g->bufs));
         if (!g->bufs) {
                 pthread_mutex_unlock(&registry_mu);
@@ -101,6 +115,31 @@ static void gate_drop_all(struct wrk_gate *g) {
         for (uint32_t i = 0; i < g->n; i++)
                 free(g->bufs[i].data);
         g->n = 0;
+        if (g->chan_queued)
+                memset(g->chan_queued, 0, g->n_chan * sizeof(*g->chan_queued));
+        g->floating_used = 0;
+}
+
+/* Makes room for one more buffer and for channel's counter. 0 or -ENOMEM. */
+static int gate_grow(struct wrk_gate *g, uint32_t channel) {
+        if (channel >= g->n_chan) {
+                uint32_t nc = channel + 1 > g->n_chan * 2 ? channel + 1 : g->n_chan * 2;
+                uint32_t *q = realloc(g->chan_queued, nc * sizeof(*q));
+                if (!q)
+                        return -ENOMEM;
+                memset(q + g->n_chan, 0, (nc - g->n_chan) * sizeof(*q));
+                g->chan_queued = q;
+                g->n_chan = nc;
+        }
+        if (g->n == g->cap) {
+                uint32_t nc = g->cap * 2;
+                struct gate_buf *nb = realloc(g->bufs, nc * sizeof(*nb));
+                if (!nb)
+                        return -ENOMEM;
+                g->bufs = nb;
+                g->cap = nc;
+        }
+        return 0;
 }
 
 static void remote_out_destroy(struct remote_out *ro);
@@ -127,6 +166,7 @@ void wrk_gate_unref(struct wrk_gate *g) {
         pthread_mutex_unlock(&registry_mu);
         gate_drop_all(g);
         free(g->bufs);
+        free(g->chan_queued);
         pthread_cond_destroy(&g->cond);
         pthread_mutex_destroy(&g->mu);
         free(g);
@@ -170,26 +210,21 @@ static int gate_put_until(struct wrk_gate *g, uint32_t channel, const void *data
                         free(copy);
                         return -ECANCELED;
                 }
-                if (g->n < WRK_GATE_MAX_BUFFERS)
-                        break;
-                /* A channel with nothing queued may always add one buffer (Flink's
-                 * exclusive buffer per channel): else the buffers of a channel that
-                 * alignment blocks could fill the gate and keep the barrier of another
-                 * channel out for ever. Bounded: at most one extra per channel. */
-                bool has = false;
-                for (uint32_t i = 0; i < g->n && !has; i++)
-                        has = g->bufs[i].channel == channel;
-                if (!has) {
-                        if (g->n == g->cap) {
-                                uint32_t nc = g->cap * 2;
-                                struct gate_buf *nb = realloc(g->bufs, nc * sizeof(*nb));
-                                if (!nb) {
-                                        pthread_mutex_unlock(&g->mu);
-                                        free(copy);
-                                        return -ENOMEM;
-                                }
-                                g->bufs = nb;
-                                g->cap = nc;
+                /* A channel may always queue per_channel buffers (Flink's exclusive
+                 * buffers: else the buffers of a channel that alignment blocks could
+                 * fill the gate and keep the barrier of another channel out for ever),
+                 * and beyond them take one of the gate's floating buffers. */
+                if (channel >= WRK_GATE_MAX_CHANNELS) {
+                        pthread_mutex_unlock(&g->mu);
+                        free(copy);
+                        return -EINVAL;
+                }
+                uint32_t q = channel < g->n_chan ? g->chan_queued[channel] : 0;
+                if (q < g->per_channel || g->floating_used < g->floating) {
+                        if (gate_grow(g, channel) < 0) {
+                                pthread_mutex_unlock(&g->mu);
+                                free(copy);
+                                return -ENOMEM;
                         }
                         break;
                 }
@@ -202,6 +237,8 @@ static int gate_put_until(struct wrk_gate *g, uint32_t channel, const void *data
                 timed_wait(g, clock_mono_us() + 20000);
         }
         g->bufs[g->n++] = (struct gate_buf){channel, len, copy};
+        if (g->chan_queued[channel]++ >= g->per_channel)
+                g->floating_used++;
         pthread_cond_broadcast(&g->cond);
         pthread_mutex_unlock(&g->mu);
         return 0;
@@ -222,6 +259,8 @@ int wrk_gate_take(struct wrk_gate *g, uint64_t timeout_us, wrk_gate_blocked_fn b
                         struct gate_buf b = g->bufs[i];
                         memmove(&g->bufs[i], &g->bufs[i + 1], (g->n - i - 1) * sizeof(b));
                         g->n--;
+                        if (--g->chan_queued[b.channel] >= g->per_channel)
+                                g->floating_used--;
                         pthread_cond_broadcast(&g->cond);
                         pthread_mutex_unlock(&g->mu);
                         *ret_channel = b.channel;
@@ -549,6 +588,7 @@ struct remote_out {
         struct frame_io io;
         bool connected, failed, ended;
         uint32_t credits;
+        uint32_t first_grant; /* the consumer's initial credits (0: none yet) */
         uint32_t channel;
 };
 
@@ -720,6 +760,8 @@ static int remote_read_credits(struct remote_out *ro, bool wait, const atomic_bo
                 uint32_t n = 0;
                 if (strcmp(f.type, "credit") != 0 || msg_get_u32(f.map, "n", &n) < 0)
                         return -EBADMSG;
+                if (ro->first_grant == 0)
+                        ro->first_grant = n;
                 ro->credits += n;
                 wait = false;
         }
@@ -774,7 +816,7 @@ static void remote_out_destroy(struct remote_out *ro) {
                 /* every credit back = every buffer is in the consumer's gate; closing
                  * with unread credits in our receive queue would reset the connection */
                 uint64_t deadline = clock_mono_us() + REMOTE_LINGER_TIMEOUT_US;
-                while (ro->credits < WRK_REMOTE_CREDITS && clock_mono_us() < deadline)
+                while (ro->credits < ro->first_grant && clock_mono_us() < deadline)
                         if (remote_read_credits(ro, true, NULL, deadline) < 0)
                                 break;
         }
@@ -806,6 +848,7 @@ static void *serve_main(void *arg) {
                               msg_get_u32(f.map, "to_vertex", &chain) < 0 ||
                               msg_get_u32(f.map, "to_subtask", &subtask) < 0 ||
                               msg_get_u32(f.map, "channel", &channel) < 0 ||
+                              channel >= WRK_GATE_MAX_CHANNELS ||
                               strlen(job) != ID_HEX_LEN))
                         r = -EBADMSG;
                 if (r < 0)
@@ -820,7 +863,7 @@ static void *serve_main(void *arg) {
         }
         if (r == 0)
                 r = wrk_gate_get(job, attempt, chain, subtask, &g);
-        uint32_t grant = WRK_REMOTE_CREDITS;
+        uint32_t grant = atomic_load(&ex_per_channel);
         if (r == 0)
                 r = fio_send(&io, "credit", 1, fill_credit, &grant, NULL);
         if (r < 0) {

@@ -4,13 +4,20 @@
  * e0, e1, ... (job_graph.edges order); channel = (sum of the producer parallelisms of the
  * edges before e) + producer subtask.
  *
- * Flow control: a gate holds at most WRK_GATE_MAX_BUFFERS buffers, plus one per
- * channel that has nothing queued (Flink's exclusive buffer per channel, so that a
- * blocked channel cannot keep another channel's barrier out); a producer whose put
- * finds no room waits, so a slow consumer stops its producers, and theirs, back to the
- * sources (bounded memory: 32 KiB * (WRK_GATE_MAX_BUFFERS + channels) per gate). A
- * buffer of a channel that alignment blocks stays queued; it still counts, so a blocked
- * channel holds its producer back too (as Flink's credits do).
+ * Flow control (Flink's network buffers): each channel may always queue
+ * taskmanager.network.memory.buffers-per-channel buffers (exclusive, default 2; so that
+ * a blocked channel cannot keep another channel's barrier out), and beyond them the
+ * gate's taskmanager.network.memory.floating-buffers-per-gate (default 8) are shared by
+ * all its channels (wrk_exchange_set_buffers; a gate keeps the settings it was created
+ * with). A producer whose put finds no room waits, so a slow consumer stops its
+ * producers, and theirs, back to the sources: bounded memory, 32 KiB * (floating +
+ * per_channel * channels) per gate. A buffer of a channel that alignment blocks stays
+ * queued; it still counts, so a blocked channel holds its producer back too (as Flink's
+ * credits do). The depth also bounds how long a barrier waits behind queued buffers
+ * under backpressure: at most (floating + per_channel * channels) buffers' worth of
+ * records at the consumer's pace. The old fixed 64 buffers per gate (about 90 000
+ * small records) kept barriers out for longer than a checkpoint timeout behind a slow
+ * sink; 2 + 8 lose no throughput measured (README.md "Dataflow and checkpoints").
  *
  * Gates live in a process-wide registry keyed by (job, attempt, chain, subtask): the
  * first of producer or consumer to ask creates it (deployment order does not matter);
@@ -22,7 +29,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WRK_GATE_MAX_BUFFERS 64u
+#define WRK_DEFAULT_BUFFERS_PER_CHANNEL 2u
+#define WRK_DEFAULT_FLOATING_BUFFERS 8u
+/* Channel numbers a gate accepts: JOB_MAX_INPUTS edges of parallelism 32768. A put on a
+ * higher channel fails with -EINVAL, an open naming one is refused. */
+#define WRK_GATE_MAX_CHANNELS (64u * 32768u)
+
+/* The buffers of gates created from now on (config keys above); per_channel 0 counts
+ * as 1. Call before deploys. */
+void wrk_exchange_set_buffers(uint32_t per_channel, uint32_t floating);
 
 struct wrk_gate;
 
@@ -65,17 +80,18 @@ uint32_t wrk_gate_queued(struct wrk_gate *g);
  *           to_subtask, channel}; an attempt older than the newest this worker was
  *           deployed for closes the connection (stale frames are dropped).
  *   credit  consumer -> producer {n}: n more buffers may be sent. The consumer grants
- *           WRK_REMOTE_CREDITS after the open and one more each time a buffer went into
- *           the consumer's bounded input gate (wrk_gate_put, which waits while it is
- *           full), so at most WRK_REMOTE_CREDITS buffers per channel are in flight and
- *           a full gate stops the producer exactly like an in-memory channel.
+ *           buffers-per-channel credits after the open and one more each time a buffer
+ *           went into the consumer's bounded input gate (wrk_gate_put, which waits
+ *           while it is full), so at most buffers-per-channel buffers per channel are in
+ *           flight and a full gate stops the producer exactly like an in-memory channel.
+ *           The producer takes the first grant as the number to wait for back before it
+ *           closes after its end of input.
  *   data    producer -> consumer {job, attempt, from_vertex, from_subtask, to_vertex,
  *           to_subtask, channel, kind: "data" | "barrier" | "end", checkpoint,
  *           payload: bin (one dataflow.h buffer, barriers and end in-band)}.
  * Connection loss fails both ends: the producer's put returns -EPIPE, and a consumer
  * gate whose producer connection closed before its "end" makes wrk_gate_take return
  * -EPIPE. Either way the task fails and the coordinator restarts the job. */
-#define WRK_REMOTE_CREDITS 8u
 
 /* Identity of this worker on data connections (copied). Call once before deploys. */
 void wrk_exchange_configure(const char *cluster_id, const char *name);

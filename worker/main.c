@@ -27,6 +27,7 @@
 #include "ha/zk.h"
 #include "statebackend/backend.h"
 #include "worker/control.h"
+#include "worker/exchange.h"
 #include "worker/leader.h"
 
 #define WRK_MAX_OVERRIDES 256
@@ -368,6 +369,8 @@ int main(int argc, char **argv) {
         };
         if (co.heartbeat_timeout_ms <= co.heartbeat_interval_ms)
                 co.heartbeat_timeout_ms = co.heartbeat_interval_ms + 1;
+        wrk_exchange_set_buffers((uint32_t)cfg_int(cfg, CFG_TM_NET_BUFFERS_PER_CHANNEL),
+                                 (uint32_t)cfg_int(cfg, CFG_TM_NET_FLOATING_BUFFERS));
         if ((r = wrk_ctl_create(m.base, &co, &m.ctl)) < 0) {
                 log_error(r, "cannot start the control plane");
                 goto out;

@@ -432,14 +432,33 @@ static const struct wrk_op_vtable print_vt = {
 /* ------------------------------------------------------------------------------------
  * discard sink. */
 
+struct op_discard {
+        struct wrk_op op;
+        struct wrk_rate rate; /* the `rate` parameter's share of this subtask; 0 = none */
+};
+
+/* With a rate, waits (in sleeps of at most 10 ms, looking at the cancel flag between
+ * them) until the record may go: a deliberately slow sink that backpressures. */
 static int discard_push(struct wrk_op *op, const struct wrk_record *rec) {
         (void)rec;
+        struct op_discard *d = (struct op_discard *)op;
+        while (d->rate.rate_per_s > 0 && wrk_rate_allowance(&d->rate, clock_mono_us(), 1) == 0) {
+                if (op->chain->cancel && atomic_load(op->chain->cancel))
+                        return chain_fail(op->chain, -ECANCELED, "canceled");
+                uint64_t us = wrk_rate_wait_us(&d->rate, clock_mono_us());
+                if (us > 10000)
+                        us = 10000;
+                if (us > 0)
+                        usleep((useconds_t)us);
+        }
+        if (d->rate.rate_per_s > 0)
+                wrk_rate_take(&d->rate, 1);
         op->records_out++;
         return 0;
 }
 
 static void discard_destroy(struct wrk_op *op) {
-        free(op);
+        free((struct op_discard *)op);
 }
 
 static const struct wrk_op_vtable discard_vt = {
@@ -1204,6 +1223,12 @@ static int agg_snapshot(struct wrk_op *op, uint64_t n, bool savepoint,
         a->snap = NULL;
         char err[256] = "";
         r = sb_snapshot_sync(a->b, n, &a->snap, err, sizeof(err));
+        /* -ECANCELED here: the coordinator aborted n (e.g. it timed out behind queued
+         * buffers) before its barrier got here. That is a decline, not a failure of the
+         * task, and the barrier still goes on; chain_snapshot keeps -ECANCELED for a
+         * canceled task. */
+        if (r == -ECANCELED)
+                r = -ESTALE;
         if (r < 0)
                 return chain_fail(op->chain, r, "%s: snapshot of checkpoint %" PRIu64 ": %s",
                                   a->step, n, err);
@@ -1606,9 +1631,13 @@ static int op_create(struct wrk_chain *c, const struct job_vertex *v, uint32_t v
                 break;
         }
         case JOB_OP_DISCARD_SINK: {
-                op = calloc(1, sizeof(*op));
-                if (!op)
+                struct op_discard *d = calloc(1, sizeof(*d));
+                if (!d)
                         return -ENOMEM;
+                if (v->params.discard.rate_per_s > 0)
+                        wrk_rate_init(&d->rate, (uint64_t)v->params.discard.rate_per_s,
+                                      c->parallelism, clock_mono_us());
+                op = &d->op;
                 op->vt = &discard_vt;
                 break;
         }

@@ -38,7 +38,9 @@
  * callback runs on the upload thread). A failure is a decline with the reason; a corrupt
  * local SST (-EBADMSG) also fails the task. Complete n: sinks commit, backends confirm;
  * abort n: backends drop n's uploads. At the end of input the queued uploads finish
- * before the task does. Restore: ctx->restore (the coordinator's list: this subtask's
+ * before the task does. A keyed snapshot of n after n was aborted (under backpressure
+ * the abort can overtake the barrier) declines n without failing the task, and the
+ * barrier still goes on. Restore: ctx->restore (the coordinator's list: this subtask's
  * own state at an unchanged parallelism, every old subtask's state otherwise): keyed
  * backends via sb_backend_restore (clipping), generator entries and file splits
  * redistributed (dataflow.h), the sink commits the listed pending files and cleans up.
@@ -81,7 +83,10 @@
  *            above 1 the line starts with "<subtask + 1>> ", as Flink's print sink does
  *            ("1> w3"). A step's lines are written with one locked write, so lines of
  *            different subtasks never interleave within a line.
- *   discard  counts and drops.
+ *   discard  counts and drops. With `rate` > 0 (a testing aid) it takes at most rate / p
+ *            records per second per subtask (the generator's limiter; push sleeps in
+ *            steps of at most 10 ms and gives up when the task is canceled): a
+ *            deliberately slow sink whose backpressure reaches the sources.
  *   file     with checkpointing on (the job's checkpointing.interval > 0): exactly-once
  *            part files with two-phase commit, laid out as sink2pc.h says. With
  *            checkpointing off: lines into <path>/part-<subtask>-<attempt>-<n> (n = 0,

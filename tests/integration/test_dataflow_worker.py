@@ -376,9 +376,10 @@ def _read_data_frame(sock, timeout):
 
 def test_data_port_hello_and_credits(procs, tmp_dir, peer):
     """uses_peer: the data port speaks common/rpc.h frames: a hello with another cluster
-    id is closed; a "data" hello is answered, an "open" gets WRK_REMOTE_CREDITS (8)
-    credits, and with no consumer taking buffers the producer gets exactly 64 (the input
-    gate) + 8 (in flight) credits in all, then none: bounded memory, backpressure."""
+    id is closed; a "data" hello is answered, an "open" gets buffers-per-channel (2)
+    credits, and with no consumer taking buffers the producer gets exactly 2 + 8 (the
+    input gate: the channel's exclusive buffers and the gate's floating ones) + 2 (in
+    flight) credits in all, then none: bounded memory, backpressure."""
     w = start_worker(procs, none_conf(tmp_dir, peer.port))
     conn = peer.registered()
     port = conn.of_type("register")[0]["data_port"]
@@ -407,8 +408,8 @@ def test_data_port_hello_and_credits(procs, tmp_dir, peer):
                 s.sendall(_data_frame(dict(route, t="data", kind="data", checkpoint=0,
                                            payload=b"")))
                 sent += 1
-        assert credits == 72 and sent == 72, \
-            f"expected 64 + 8 credits with no consumer, seen {credits} (sent {sent})"
+        assert credits == 12 and sent == 12, \
+            f"expected 2 + 8 + 2 credits with no consumer, seen {credits} (sent {sent})"
     assert w.stop() == 0
 
 

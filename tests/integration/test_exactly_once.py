@@ -11,6 +11,11 @@ the counts 1..N appear exactly once each: nothing lost, nothing counted twice, a
 The job is canceled before the check, so the committed output is stable (pending and
 in-progress part files are hidden dot files and never read).
 
+Savepoints and rescaling: stop with a savepoint at parallelism 2 and resume at 3; and
+(acceptance 3) a bounded word count stopped with a savepoint at 2, resumed at 3, stopped
+again, resumed at 1 and run to its end, whose final counts must equal those of a run
+without rescaling.
+
 Until the real worker acks checkpoints (worker/ is being finished in parallel), each test
 first waits for one completed checkpoint and is skipped, saying so, when none completes:
 the coordinator side is covered by test_checkpoints.py with simulated workers. While the
@@ -229,3 +234,88 @@ def test_savepoint_then_restore_with_another_parallelism(zk_quorum, tmp_dir, pro
     assert st["latest"]["restored"]["is_savepoint"] is True
     after = finish(cl, j2, out, capsys, "savepoint, restore with parallelism 2 -> 3")
     assert sum(after.values()) > sum(before.values())
+
+
+BOUNDED_WORDCOUNT = """\
+name: rescaled-wordcount
+parallelism: {p}
+checkpointing: {{ interval: 300 ms, timeout: 10 s }}
+restart-strategy: {{ type: fixed-delay, attempts: 1000, delay: 200 ms }}
+pipeline:
+  - generator: {{ seed: 42, words: 50, rate: 3000, count: {count} }}
+  - key_by: {{ field: word }}
+  - count: {{}}
+  - sink: {{ type: file, path: "file://{out}" }}
+"""
+
+
+def generator_counts(seed, words, count):
+    """worker/ops.h GENERATOR with line_words 1: record n is w<(seed + n) mod words>, the
+    same records at every parallelism; so these are the final counts of a run without
+    rescaling."""
+    out = defaultdict(int)
+    for n in range(count):
+        out[f"w{(seed + n) % words}"] += 1
+    return dict(out)
+
+
+def stop_with_savepoint(cl, jid):
+    leader = cl.wait_leader()
+    status, body = leader.rest(f"/jobs/{jid}/savepoints", "POST", '{"cancel-job": true}')
+    assert status == 202, (status, body)
+    trig = body["request-id"]
+
+    def done():
+        s = cl.any_rest(f"/jobs/{jid}/savepoints/{trig}")
+        assert s["status"]["id"] in ("IN_PROGRESS", "COMPLETED"), s
+        return s if s["status"]["id"] == "COMPLETED" else None
+    s = tl.wait_for(done, 30, f"the savepoint of {jid} COMPLETED")
+    assert "location" in s["operation"], s
+    cl.wait_job(jid, "CANCELED", timeout=30)
+    return s["operation"]["location"]
+
+
+def test_savepoint_resume_at_3_then_1_equals_unrescaled_counts(zk_quorum, tmp_dir, procs,
+                                                               zk_root, capsys):
+    """Acceptance 3 of the dataflow issue: a bounded word count (generator count 30000,
+    rate-limited so that it is still running) stopped with a savepoint at parallelism 2,
+    resumed at 3, stopped with a savepoint again, resumed at 1 and run to FINISHED, all
+    into one output directory: every word's committed counts are exactly 1..N with N its
+    count in a run without rescaling (the deterministic generator's)."""
+    count, out = 30000, Path(tmp_dir) / "out"
+    want = generator_counts(42, 50, count)
+    cl = Cluster(zk_quorum, tmp_dir, procs, root=zk_root, coordinators=1, workers=2, slots=2,
+                 session_ms=SESSION_MS)
+    cl.start()
+    leader = cl.wait_leader()
+    jid = cl.submit(BOUNDED_WORDCOUNT.format(p=2, count=count, out=out))
+    cl.wait_job(jid, "RUNNING", timeout=30)
+    tl.wait_for(lambda: completed(cl, jid) >= 2, 30, "2 completed checkpoints at p 2")
+    sp1 = stop_with_savepoint(cl, jid)
+    at2 = check_exactly_once(out)
+    stages = [(2, sum(at2.values()))]
+    assert sum(at2.values()) < count, "the job ran to its end before the first savepoint"
+
+    for p, savepoint, last in ((3, sp1, False), (1, None, True)):
+        if savepoint is None:
+            savepoint = stop_with_savepoint(cl, jid)
+            stages.append((3, sum(check_exactly_once(out).values())))
+        status, body = leader.rest(f"/jobs?savepointPath={savepoint}", "POST",
+                                   BOUNDED_WORDCOUNT.format(p=p, count=count, out=out))
+        assert status == 202, (status, body)
+        jid = body["jobid"]
+        cl.wait_job(jid, "RUNNING", timeout=30)
+        if not last:
+            tl.wait_for(lambda: completed(cl, jid) >= 2, 30, f"2 completed checkpoints at p {p}")
+        st = cl.any_rest(f"/jobs/{jid}/checkpoints")
+        assert st["latest"]["restored"]["is_savepoint"] is True, st["latest"]["restored"]
+        assert cl.job(jid)["vertices"][0]["parallelism"] == p
+    assert stages[1][1] < count, "the job ran to its end before the second savepoint"
+    cl.wait_job(jid, "FINISHED", timeout=120)
+    got = check_exactly_once(out)
+    diff = [(w, want.get(w), got.get(w)) for w in sorted(set(want) | set(got))
+            if want.get(w) != got.get(w)]
+    assert not diff, f"final counts differ from an unrescaled run (word, want, got): {diff[:10]}"
+    with capsys.disabled():
+        print(f"\n[savepoint 2 -> 3 -> 1] committed counts at each savepoint {stages}, final "
+              f"{sum(got.values())} = {count} records over {len(got)} words", flush=True)

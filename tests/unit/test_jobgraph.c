@@ -176,6 +176,13 @@ static void test_field_errors(void) {
         expect_error("name: j\npipeline: {}\n",
                      "t.yaml:2: pipeline: expected a list of steps, got a map");
         expect_error("name: j\npipeline: []\n", "t.yaml:2: pipeline: has 0 steps");
+        /* The discard sink's rate (a testing aid: a slow sink). */
+        expect_error(HEAD "  - generator\n  - sink: {type: discard, rate: -1}\n",
+                     "t.yaml:4: pipeline[1].sink.rate:");
+        expect_error(HEAD "  - generator\n  - sink: {type: discard, rate: fast}\n",
+                     "t.yaml:4: pipeline[1].sink.rate:");
+        expect_error(HEAD "  - generator\n  - sink: {type: print, rate: 5}\n",
+                     "unknown key 'rate'");
         expect_error(HEAD "  - generator\n" SINK "graph: []\n",
                      "t.yaml:5: graph: a job has pipeline or graph, not both");
         expect_error("name: \"a\\x01b\"\n", "t.yaml:1: name: 'a?b' holds a control character");

@@ -5,6 +5,8 @@
  * worker/sink2pc.h, worker/substate.h). */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -17,6 +19,7 @@
 #include "unit.h"
 #include "worker/task.h"
 #include "worker/dataflow.h"
+#include "worker/exchange.h"
 #include "worker/sink2pc.h"
 #include "worker/substate.h"
 
@@ -592,6 +595,58 @@ static void test_file_source_lines_once(void) {
         CHECK_INT(last, 1);
 }
 
+/* Flow control of an input gate: each channel may always queue buffers-per-channel
+ * buffers, and the gate's floating buffers are shared beyond them; a put that finds
+ * neither waits until a take frees one. */
+struct gate_putter {
+        struct wrk_gate *g;
+        uint32_t channel;
+        atomic_bool done;
+        int r;
+};
+
+static void *gate_put_main(void *arg) {
+        struct gate_putter *p = arg;
+        p->r = wrk_gate_put(p->g, p->channel, "x", 1, NULL);
+        atomic_store(&p->done, true);
+        return NULL;
+}
+
+static void test_gate_exclusive_and_floating(void) {
+        wrk_exchange_set_buffers(2, 3);
+        struct wrk_gate *g = NULL;
+        CHECK(wrk_gate_get("00000000000000000000000000000356", 1, 1, 0, &g) == 0, "gate");
+        /* channel 0: 2 exclusive + all 3 floating */
+        for (int i = 0; i < 5; i++)
+                CHECK(wrk_gate_put(g, 0, "a", 1, NULL) == 0, "put %d on channel 0", i);
+        /* channel 1 still has its 2 exclusive buffers */
+        for (int i = 0; i < 2; i++)
+                CHECK(wrk_gate_put(g, 1, "b", 1, NULL) == 0, "put %d on channel 1", i);
+        CHECK(wrk_gate_queued(g) == 7, "queued %u", wrk_gate_queued(g));
+        /* a third on channel 1 needs a floating buffer: it waits */
+        struct gate_putter p = {.g = g, .channel = 1};
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, gate_put_main, &p) == 0, "thread");
+        CHECK(!atomic_load(&p.done), "a put beyond exclusive + floating must wait");
+        CHECK(wrk_gate_queued(g) == 7, "nothing added while full: %u", wrk_gate_queued(g));
+        /* taking one of channel 0's 5 (2 exclusive + 3 floating) frees a floating one */
+        uint32_t ch = 9;
+        void *data = NULL;
+        size_t len = 0;
+        CHECK(wrk_gate_take(g, 1000000, NULL, NULL, &ch, &data, &len) == 1 && ch == 0,
+              "take the oldest (channel 0), seen %u", ch);
+        free(data);
+        pthread_join(t, NULL);
+        CHECK(p.r == 0 && atomic_load(&p.done), "the waiting put went in: %d", p.r);
+        CHECK(wrk_gate_queued(g) == 7, "queued %u", wrk_gate_queued(g));
+        /* a channel past the limit is refused */
+        CHECK(wrk_gate_put(g, WRK_GATE_MAX_CHANNELS, "c", 1, NULL) == -EINVAL,
+              "channel out of range");
+        wrk_gate_close(g);
+        wrk_gate_unref(g);
+        wrk_exchange_set_buffers(WRK_DEFAULT_BUFFERS_PER_CHANNEL, WRK_DEFAULT_FLOATING_BUFFERS);
+}
+
 int main(void) {
         const char *base = getenv("TMPDIR");
         snprintf(tmpdir, sizeof(tmpdir), "%s/test_worker_dataflow.XXXXXX", base ? base : "/tmp");
@@ -605,6 +660,7 @@ int main(void) {
         RUN(test_buffer_full_and_flush);
         RUN(test_align_exactly_once);
         RUN(test_align_at_least_once);
+        RUN(test_gate_exclusive_and_floating);
         RUN(test_gen_redistribute);
         RUN(test_sink_names);
         RUN(test_sink_2pc);

@@ -382,6 +382,34 @@ static void test_chain_print_tokenize(void) {
         job_graph_free(g);
 }
 
+/* The discard sink's rate paces what it takes (its share of the rate per subtask): 300
+ * records at 2000/s over 2 subtasks (1000/s each, burst 10) cannot take less than
+ * 290 ms; without a rate they take no time worth measuring. Only the lower bound is
+ * checked, which no load can break. */
+static void test_chain_slow_discard(void) {
+        char err[512] = "";
+        struct job_graph *g = parse("name: d\nparallelism: 2\npipeline:\n"
+                                    "  - generator: {words: 4, count: 600}\n"
+                                    "  - sink: {type: discard, rate: 2000}\n");
+        if (!g)
+                return;
+        struct wrk_chain *c = NULL;
+        struct wrk_chain_ctx ctx = {.job = "0123456789abcdef0123456789abcdef", .attempt = 1,
+                                    .subtask = 0, .parallelism = 2};
+        int r = wrk_chain_create(g, 0, &ctx, &c, err, sizeof(err));
+        CHECK(r == 0, "wrk_chain_create: %d %s", r, err);
+        if (r == 0) {
+                uint64_t t0 = clock_mono_us();
+                CHECK_INT(run_chain(c), 0);
+                uint64_t us = clock_mono_us() - t0;
+                CHECK_INT(wrk_chain_records_out(c), 300);
+                CHECK(us >= 290000, "300 records at 1000/s took only %llu us",
+                      (unsigned long long)us);
+        }
+        wrk_chain_destroy(c);
+        job_graph_free(g);
+}
+
 /* ---- tasks ---- */
 
 static pthread_mutex_t notify_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -536,6 +564,7 @@ int main(void) {
         RUN(test_chain_file_sink);
         RUN(test_chain_file_roll);
         RUN(test_chain_print_tokenize);
+        RUN(test_chain_slow_discard);
         RUN(test_task_lifecycle);
         fs_rm_rf(tmpdir);
         return unit_done();
