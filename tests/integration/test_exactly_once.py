@@ -23,6 +23,7 @@ worker refuses data connections between workers, both subtasks run on one worker
 slots; a replacement worker is added after each worker kill): see _LAYOUT.
 """
 
+import shutil
 import signal
 import sys
 from collections import defaultdict
@@ -280,8 +281,10 @@ def test_savepoint_resume_at_3_then_1_equals_unrescaled_counts(zk_quorum, tmp_di
     """Acceptance 3 of the dataflow issue: a bounded word count (generator count 30000,
     rate-limited so that it is still running) stopped with a savepoint at parallelism 2,
     resumed at 3, stopped with a savepoint again, resumed at 1 and run to FINISHED, all
-    into one output directory: every word's committed counts are exactly 1..N with N its
-    count in a run without rescaling (the deterministic generator's)."""
+    into one output directory; then the first savepoint once more, resumed directly at 1
+    into a copy of the output it left: in both runs every word's committed counts are
+    exactly 1..N with N its count in a run without rescaling (the deterministic
+    generator's)."""
     count, out = 30000, Path(tmp_dir) / "out"
     want = generator_counts(42, 50, count)
     cl = Cluster(zk_quorum, tmp_dir, procs, root=zk_root, coordinators=1, workers=2, slots=2,
@@ -292,6 +295,10 @@ def test_savepoint_resume_at_3_then_1_equals_unrescaled_counts(zk_quorum, tmp_di
     cl.wait_job(jid, "RUNNING", timeout=30)
     tl.wait_for(lambda: completed(cl, jid) >= 2, 30, "2 completed checkpoints at p 2")
     sp1 = stop_with_savepoint(cl, jid)
+    # the sink directory as the savepoint left it (committed and hidden pending files,
+    # named relative to the sink path), for a second, direct resume at 1 below
+    out_b = Path(tmp_dir) / "out-b"
+    shutil.copytree(out, out_b)
     at2 = check_exactly_once(out)
     stages = [(2, sum(at2.values()))]
     assert sum(at2.values()) < count, "the job ran to its end before the first savepoint"
@@ -316,6 +323,19 @@ def test_savepoint_resume_at_3_then_1_equals_unrescaled_counts(zk_quorum, tmp_di
     diff = [(w, want.get(w), got.get(w)) for w in sorted(set(want) | set(got))
             if want.get(w) != got.get(w)]
     assert not diff, f"final counts differ from an unrescaled run (word, want, got): {diff[:10]}"
+
+    # the first savepoint (p 2) resumed directly at 1, into the copy of its output
+    status, body = leader.rest(f"/jobs?savepointPath={sp1}", "POST",
+                               BOUNDED_WORDCOUNT.format(p=1, count=count, out=out_b))
+    assert status == 202, (status, body)
+    jid = body["jobid"]
+    cl.wait_job(jid, "FINISHED", timeout=120)
+    assert cl.job(jid)["vertices"][0]["parallelism"] == 1
+    got_b = check_exactly_once(out_b)
+    diff = [(w, want.get(w), got_b.get(w)) for w in sorted(set(want) | set(got_b))
+            if want.get(w) != got_b.get(w)]
+    assert not diff, f"2 -> 1: final counts differ from an unrescaled run: {diff[:10]}"
     with capsys.disabled():
-        print(f"\n[savepoint 2 -> 3 -> 1] committed counts at each savepoint {stages}, final "
-              f"{sum(got.values())} = {count} records over {len(got)} words", flush=True)
+        print(f"\n[savepoint 2 -> 3 -> 1, and 2 -> 1] committed counts at each savepoint "
+              f"{stages}, final {sum(got.values())} = {sum(got_b.values())} = {count} records "
+              f"over {len(got)} words", flush=True)
