@@ -85,7 +85,13 @@
  *                      unlimited; count int 0..2^63-1 (0): records in all, 0 unbounded;
  *                      line_words int 1..1000 (1): words per record. Deterministic and
  *                      replayable: equal parameters give equal records.
- *           file       path uri, required: a file of lines, read once (bounded).
+ *           file       path uri, required: a file of lines, read once (bounded);
+ *                      timestamps enum none|leading (none): leading = every line starts
+ *                      with its event time, a decimal integer of milliseconds since the
+ *                      epoch (0..2^63-1), then spaces or tabs; the rest of the line is the
+ *                      record's text. A line that does not start so fails the task
+ *                      ("<file>: the line at byte <offset> does not start with a
+ *                      timestamp"). none: records carry no event time.
  *           socket     host host (localhost); port int 1..65535, required: lines of
  *                      text from a TCP server (unbounded; parallelism 1).
  *   transform tokenize lowercase bool (true): splits text into words at every
@@ -210,7 +216,11 @@ struct job_generator_params {
         int64_t count;        /* records in all; 0 = unbounded */
         int64_t line_words;   /* words per record */
 };
-struct job_file_source_params { char *path; };            /* uri as written */
+enum job_timestamps { JOB_TS_NONE, JOB_TS_LEADING };
+struct job_file_source_params {
+        char *path;                       /* uri as written */
+        enum job_timestamps timestamps;   /* none: no event time; leading: see above */
+};
 struct job_socket_params { char *host; int64_t port; };
 struct job_tokenize_params { bool lowercase; };
 struct job_udf_params { char *udf; };                     /* map, flat_map, filter, reduce */

@@ -78,11 +78,20 @@ struct wrk_chain {
         int sock;
         size_t sock_used;
 
+        /* Event time (the job has an event-time window): the source's watermark generator
+         * (dataflow.h WATERMARKS), and whether its end (INT64_MAX) went out. */
+        bool event_time;
+        struct wrk_wm_gen wmgen;
+        bool wm_final_sent;
+        int64_t (*wall_ms)(void); /* processing time: clock_wall_ms or a test's clock */
+
         /* Network input (source == NULL). */
         struct wrk_gate *gate;
         uint32_t n_channels;
         struct wrk_aligner aligner;
         bool aligner_ready;
+        struct wrk_wm_valve valve; /* event time: the channels' combined watermark */
+        bool valve_ready;
         bool inputs_done;
         uint64_t net_in;    /* records taken from the gate */
 
@@ -158,6 +167,35 @@ int wrk_op_emit(struct wrk_op *op, const struct wrk_record *rec) {
         struct wrk_op *next = op->next;
         next->records_in++;
         return next->vt->push(next, rec);
+}
+
+int wrk_op_emit_watermark(struct wrk_op *op, int64_t watermark) {
+        for (struct wrk_op *n = op->next; n; n = n->next)
+                if (n->vt->watermark)
+                        return n->vt->watermark(n, watermark);
+        return 0;
+}
+
+/* Hands a watermark to the chain's first operator that handles them. */
+static int chain_watermark(struct wrk_chain *c, int64_t watermark) {
+        if (c->n_ops == 0)
+                return 0;
+        struct wrk_op *head = c->ops[0];
+        if (head->vt->watermark)
+                return head->vt->watermark(head, watermark);
+        return wrk_op_emit_watermark(head, watermark);
+}
+
+/* A source pushes a record into its chain; with event time the watermark follows it
+ * when it advances. */
+static int source_push(struct wrk_chain *c, const struct wrk_record *rec) {
+        struct wrk_op *head = c->ops[0];
+        head->records_in++;
+        int r = head->vt->push(head, rec);
+        int64_t w;
+        if (r == 0 && c->event_time && wrk_wm_gen_event(&c->wmgen, rec->timestamp_ms, &w))
+                r = chain_watermark(c, w);
+        return r;
 }
 
 /* Writes all of buf to fd, retrying short writes and EINTR. */
@@ -936,6 +974,32 @@ bad:
                           a->step, (int)(rec->text_len > 40 ? 40 : rec->text_len), rec->text);
 }
 
+/* The new accumulator from the old one (acc, when present) and the record's input x. */
+static int agg_combine(struct op_agg *a, bool present, int64_t acc, int64_t x,
+                       const struct wrk_record *rec, const char *key, size_t key_len,
+                       int64_t *ret) {
+        int64_t v = acc;
+        if (!present)
+                v = x;
+        else if (a->kind == JOB_OP_REDUCE) {
+                struct flinc_udf_record in = {.text = rec->text, .text_len = rec->text_len,
+                                              .key = key, .key_len = key_len,
+                                              .value = rec->value,
+                                              .timestamp_ms = rec->timestamp_ms};
+                int r = a->reduce(acc, &in, &v);
+                if (r < 0)
+                        return chain_fail(a->op.chain, r, "%s: the reduce udf failed: %s",
+                                          a->step, strerror(-r));
+        } else if (a->kind == JOB_OP_COUNT || a->kind == JOB_OP_SUM)
+                v = (int64_t)((uint64_t)v + (uint64_t)x);
+        else if (a->kind == JOB_OP_MIN)
+                v = x < v ? x : v;
+        else
+                v = x > v ? x : v;
+        *ret = v;
+        return 0;
+}
+
 static int agg_push(struct wrk_op *op, const struct wrk_record *rec) {
         struct op_agg *a = (struct op_agg *)op;
         const char *key;
@@ -983,25 +1047,10 @@ static int agg_push(struct wrk_op *op, const struct wrk_record *rec) {
                         sl->value = (int64_t)u;
                 }
         }
-        int64_t v = sl->value;
-        if (!sl->present)
-                v = x;
-        else if (a->kind == JOB_OP_REDUCE) {
-                struct flinc_udf_record in = {.text = rec->text, .text_len = rec->text_len,
-                                              .key = key, .key_len = key_len,
-                                              .value = rec->value,
-                                              .timestamp_ms = rec->timestamp_ms};
-                int64_t acc = v;
-                r = a->reduce(acc, &in, &v);
-                if (r < 0)
-                        return chain_fail(op->chain, r, "%s: the reduce udf failed: %s",
-                                          a->step, strerror(-r));
-        } else if (a->kind == JOB_OP_COUNT || a->kind == JOB_OP_SUM)
-                v = (int64_t)((uint64_t)v + (uint64_t)x);
-        else if (a->kind == JOB_OP_MIN)
-                v = x < v ? x : v;
-        else
-                v = x > v ? x : v;
+        int64_t v;
+        r = agg_combine(a, sl->present, sl->value, x, rec, key, key_len, &v);
+        if (r < 0)
+                return r;
         sl->value = v;
         sl->present = true;
         sl->dirty = true;
@@ -1171,6 +1220,25 @@ static int net_finish(struct wrk_op *op) {
         return 0;
 }
 
+/* A watermark goes to every consumer subtask of every output edge. */
+static int net_watermark(struct wrk_op *op, int64_t watermark) {
+        struct op_net *n = (struct op_net *)op;
+        for (size_t e = 0; e < n->n_edges; e++)
+                for (uint32_t i = 0; i < n->edges[e].n; i++) {
+                        struct net_target *t = &n->edges[e].t[i];
+                        int r = wrk_outbuf_add_watermark(t->buf, watermark, clock_mono_us());
+                        if (r == -ENOSPC) {
+                                if ((r = net_send(op, t)) < 0)
+                                        return r;
+                                r = wrk_outbuf_add_watermark(t->buf, watermark,
+                                                             clock_mono_us());
+                        }
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
 static void net_destroy(struct wrk_op *op) {
         struct op_net *n = (struct op_net *)op;
         for (size_t e = 0; n->edges && e < n->n_edges; e++) {
@@ -1188,7 +1256,7 @@ static int net_snapshot(struct wrk_op *op, uint64_t n, bool savepoint,
                         struct wrk_substate_op *so);
 static const struct wrk_op_vtable net_vt = {
         .name = "network", .push = net_push, .flush = net_flush, .finish = net_finish,
-        .destroy = net_destroy, .snapshot = net_snapshot,
+        .destroy = net_destroy, .snapshot = net_snapshot, .watermark = net_watermark,
 };
 
 /* Checkpoint hooks of the keyed aggregates. */
@@ -1229,6 +1297,291 @@ static void agg_abort(struct wrk_op *op, uint64_t n) {
         char err[256];
         if (a->b)
                 (void)sb_backend_abort(a->b, n, err, sizeof(err));
+}
+
+/* ------------------------------------------------------------------------------------
+ * Windows (keyed, after key_by): one accumulator per (key, window) in the keyed
+ * backend's value state "agg" with namespace = the window (start, end: i64 big-endian
+ * each), timers (window ends pending per key) in a min-heap rebuilt from the state at
+ * open. See ops.h WINDOWS. */
+
+/* Windows one record may belong to at most (sliding: ceil(size / slide)). */
+#define WIN_MAX_PER_RECORD 1000u
+#define WIN_NS_BYTES 16u
+
+struct win_timer {
+        int64_t end;
+        int64_t start;
+        char *key;
+        size_t key_len;
+};
+
+struct op_window {
+        struct op_agg agg; /* first: the keyed aggregates' backend, snapshot and restore */
+        bool event;
+        int64_t size_ms;
+        int64_t slide_ms;   /* 0: tumbling */
+        int64_t watermark;  /* event time: the current one; INT64_MIN = none yet */
+        struct win_timer *heap;
+        size_t n_timers;
+        size_t cap_timers;
+        uint64_t late_dropped; /* Flink's numLateRecordsDropped */
+};
+
+static void win_ns(unsigned char ns[WIN_NS_BYTES], int64_t start, int64_t end) {
+        for (int j = 0; j < 8; j++) {
+                ns[j] = (unsigned char)((uint64_t)start >> (56 - 8 * j));
+                ns[8 + j] = (unsigned char)((uint64_t)end >> (56 - 8 * j));
+        }
+}
+
+static int64_t win_be64(const unsigned char *p) {
+        uint64_t u = 0;
+        for (int j = 0; j < 8; j++)
+                u = u << 8 | p[j];
+        return (int64_t)u;
+}
+
+/* Timer order: end, then start, then key bytes: the firing order, deterministic. */
+static int win_timer_cmp(const struct win_timer *a, const struct win_timer *b) {
+        if (a->end != b->end)
+                return a->end < b->end ? -1 : 1;
+        if (a->start != b->start)
+                return a->start < b->start ? -1 : 1;
+        size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+        int c = memcmp(a->key, b->key, n);
+        if (c)
+                return c;
+        return a->key_len < b->key_len ? -1 : a->key_len > b->key_len;
+}
+
+static int win_timer_add(struct op_window *w, const char *key, size_t key_len, int64_t start,
+                         int64_t end) {
+        if (w->n_timers == w->cap_timers) {
+                size_t cap = w->cap_timers ? w->cap_timers * 2 : 64;
+                struct win_timer *h = realloc(w->heap, cap * sizeof(*h));
+                if (!h)
+                        return chain_fail(w->agg.op.chain, -ENOMEM, "out of memory");
+                w->heap = h;
+                w->cap_timers = cap;
+        }
+        char *k = malloc(key_len ? key_len : 1);
+        if (!k)
+                return chain_fail(w->agg.op.chain, -ENOMEM, "out of memory");
+        memcpy(k, key, key_len);
+        size_t i = w->n_timers++;
+        w->heap[i] = (struct win_timer){.end = end, .start = start, .key = k, .key_len = key_len};
+        while (i > 0) {
+                size_t parent = (i - 1) / 2;
+                if (win_timer_cmp(&w->heap[i], &w->heap[parent]) >= 0)
+                        break;
+                struct win_timer t = w->heap[i];
+                w->heap[i] = w->heap[parent];
+                w->heap[parent] = t;
+                i = parent;
+        }
+        return 0;
+}
+
+/* Removes the smallest timer into *ret (its key is the caller's to free). */
+static void win_timer_pop(struct op_window *w, struct win_timer *ret) {
+        *ret = w->heap[0];
+        w->heap[0] = w->heap[--w->n_timers];
+        size_t i = 0;
+        for (;;) {
+                size_t l = 2 * i + 1, r = l + 1, m = i;
+                if (l < w->n_timers && win_timer_cmp(&w->heap[l], &w->heap[m]) < 0)
+                        m = l;
+                if (r < w->n_timers && win_timer_cmp(&w->heap[r], &w->heap[m]) < 0)
+                        m = r;
+                if (m == i)
+                        break;
+                struct win_timer t = w->heap[i];
+                w->heap[i] = w->heap[m];
+                w->heap[m] = t;
+                i = m;
+        }
+}
+
+/* Fires every window whose end - 1 <= time (Flink's window.maxTimestamp() <= the
+ * watermark or the processing time): emits (key, aggregate) with timestamp end - 1 and
+ * purges the window's state, in timer order. */
+static int win_fire(struct op_window *w, int64_t time) {
+        struct op_agg *a = &w->agg;
+        while (w->n_timers > 0 && w->heap[0].end - 1 <= time) {
+                struct win_timer t;
+                win_timer_pop(w, &t);
+                unsigned char ns[WIN_NS_BYTES];
+                win_ns(ns, t.start, t.end);
+                struct sb_key k = {.key = t.key, .key_len = t.key_len, .ns = ns,
+                                   .ns_len = sizeof(ns)};
+                int r = sb_value_get(a->st, &k, &a->buf);
+                if (r < 0) {
+                        free(t.key);
+                        return chain_fail(a->op.chain, r, "%s: state read failed: %s", a->step,
+                                          sb_backend_last_error(a->b));
+                }
+                if (r == 1 && a->buf.len == 8) {
+                        const unsigned char *v = a->buf.data;
+                        uint64_t u = 0;
+                        for (int j = 0; j < 8; j++)
+                                u |= (uint64_t)v[j] << (8 * j);
+                        struct wrk_record out = {.kind = WRK_REC_PAIR, .text = t.key,
+                                                 .text_len = t.key_len, .key = t.key,
+                                                 .key_len = t.key_len, .value = (int64_t)u,
+                                                 .timestamp_ms = t.end - 1};
+                        r = wrk_op_emit(&a->op, &out);
+                        if (r == 0 && (r = sb_state_clear(a->st, &k)) < 0)
+                                chain_fail(a->op.chain, r, "%s: state write failed: %s",
+                                           a->step, sb_backend_last_error(a->b));
+                } else {
+                        r = 0;
+                }
+                free(t.key);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Rebuilds the timers from the state (after a restore: one per (key, window) held). */
+static int win_rebuild_entry(void *arg, const struct sb_entry *e) {
+        struct op_window *w = arg;
+        if (e->ns_len != WIN_NS_BYTES)
+                return chain_fail(w->agg.op.chain, -EBADMSG, "%s: restored window state has a "
+                                  "namespace of %zu bytes, expected %u", w->agg.step, e->ns_len,
+                                  WIN_NS_BYTES);
+        const unsigned char *ns = e->ns;
+        return win_timer_add(w, e->key, e->key_len, win_be64(ns), win_be64(ns + 8));
+}
+
+static int win_open(struct wrk_op *op) {
+        struct op_window *w = (struct op_window *)op;
+        int r = agg_open(op);
+        if (r < 0)
+                return r;
+        r = sb_state_scan(w->agg.st, win_rebuild_entry, w);
+        if (r < 0 && !w->agg.op.chain->error[0])
+                chain_fail(op->chain, r, "%s: reading the restored windows failed: %s",
+                           w->agg.step, sb_backend_last_error(w->agg.b));
+        return r < 0 ? r : 0;
+}
+
+static int win_push(struct wrk_op *op, const struct wrk_record *rec) {
+        struct op_window *w = (struct op_window *)op;
+        struct op_agg *a = &w->agg;
+        struct wrk_chain *c = op->chain;
+        int64_t ts;
+        if (w->event) {
+                ts = rec->timestamp_ms;
+                if (ts == 0)
+                        return chain_fail(c, -EINVAL, "%s: a record has no event time (give "
+                                          "the file source `timestamps: leading`)", a->step);
+        } else {
+                ts = c->wall_ms();
+        }
+        const char *key;
+        size_t key_len;
+        wrk_record_key(rec, &key, &key_len);
+        int64_t x;
+        int r = agg_input(a, rec, &x);
+        if (r < 0)
+                return r;
+        int64_t starts[WIN_MAX_PER_RECORD];
+        size_t n = wrk_window_assign(ts, w->size_ms, w->slide_ms, starts, WIN_MAX_PER_RECORD);
+        bool assigned = false;
+        for (size_t i = 0; i < n; i++) {
+                int64_t start = starts[i];
+                int64_t end = start > INT64_MAX - w->size_ms ? INT64_MAX : start + w->size_ms;
+                if (w->event && end - 1 <= w->watermark)
+                        continue; /* fired already: late for this window */
+                assigned = true;
+                unsigned char ns[WIN_NS_BYTES];
+                win_ns(ns, start, end);
+                struct sb_key k = {.key = key, .key_len = key_len, .ns = ns,
+                                   .ns_len = sizeof(ns)};
+                r = sb_value_get(a->st, &k, &a->buf);
+                if (r < 0)
+                        return chain_fail(c, r, "%s: state read failed: %s", a->step,
+                                          sb_backend_last_error(a->b));
+                bool present = r == 1 && a->buf.len == 8;
+                int64_t acc = 0;
+                if (present) {
+                        const unsigned char *v = a->buf.data;
+                        uint64_t u = 0;
+                        for (int j = 0; j < 8; j++)
+                                u |= (uint64_t)v[j] << (8 * j);
+                        acc = (int64_t)u;
+                }
+                int64_t v;
+                if ((r = agg_combine(a, present, acc, x, rec, key, key_len, &v)) < 0)
+                        return r;
+                unsigned char b[8];
+                for (int j = 0; j < 8; j++)
+                        b[j] = (unsigned char)((uint64_t)v >> (8 * j));
+                if ((r = sb_value_put(a->st, &k, b, sizeof(b))) < 0)
+                        return chain_fail(c, r, "%s: state write failed: %s", a->step,
+                                          sb_backend_last_error(a->b));
+                if (!present && (r = win_timer_add(w, key, key_len, start, end)) < 0)
+                        return r;
+        }
+        if (n > 0 && !assigned)
+                w->late_dropped++;
+        return 0;
+}
+
+static int win_watermark(struct wrk_op *op, int64_t watermark) {
+        struct op_window *w = (struct op_window *)op;
+        if (!w->event)
+                return wrk_op_emit_watermark(op, watermark);
+        if (watermark <= w->watermark)
+                return 0;
+        w->watermark = watermark;
+        int r = win_fire(w, watermark);
+        if (r < 0)
+                return r;
+        return wrk_op_emit_watermark(op, watermark);
+}
+
+/* Processing time: the windows whose end passed fire at the end of every step (a step
+ * of a chain reading from its gate waits at most 50 ms for input). */
+static int win_flush(struct wrk_op *op) {
+        struct op_window *w = (struct op_window *)op;
+        return w->event ? 0 : win_fire(w, op->chain->wall_ms());
+}
+
+/* End of input: every window left fires (event time: the watermark INT64_MAX did that
+ * already; processing time: unlike Flink, which drops them, so that a bounded job
+ * emits all its windows). */
+static int win_finish(struct wrk_op *op) {
+        struct op_window *w = (struct op_window *)op;
+        int r = win_fire(w, INT64_MAX);
+        if (r < 0)
+                return r;
+        return agg_finish(op);
+}
+
+static void win_destroy(struct wrk_op *op) {
+        struct op_window *w = (struct op_window *)op;
+        for (size_t i = 0; i < w->n_timers; i++)
+                free(w->heap[i].key);
+        free(w->heap);
+        agg_destroy(op);
+}
+
+static const struct wrk_op_vtable window_vt = {
+        .name = "window", .open = win_open, .push = win_push, .flush = win_flush,
+        .finish = win_finish, .destroy = win_destroy, .snapshot = agg_snapshot,
+        .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
+        .watermark = win_watermark,
+};
+
+uint64_t wrk_chain_late_records_dropped(const struct wrk_chain *c) {
+        uint64_t n = 0;
+        for (size_t i = 0; i < c->n_ops; i++)
+                if (c->ops[i]->vt == &window_vt)
+                        n += ((const struct op_window *)c->ops[i])->late_dropped;
+        return n;
 }
 
 /* ------------------------------------------------------------------------------------
@@ -1465,6 +1818,7 @@ static bool kind_supported(enum job_op_kind k) {
         case JOB_OP_SUM:
         case JOB_OP_MIN:
         case JOB_OP_MAX:
+        case JOB_OP_WINDOW:
         case JOB_OP_PRINT_SINK:
         case JOB_OP_DISCARD_SINK:
         case JOB_OP_FILE_SINK:
@@ -1605,6 +1959,47 @@ static int op_create(struct wrk_chain *c, const struct job_vertex *v, uint32_t v
                 op = &a->op;
                 break;
         }
+        case JOB_OP_WINDOW: {
+                const struct job_window_params *wp = &v->params.window;
+                if (wp->type == JOB_WINDOW_SLIDING && wp->slide_ms > 0 &&
+                    (wp->size_ms + wp->slide_ms - 1) / wp->slide_ms > WIN_MAX_PER_RECORD)
+                        return set_err(err, err_len, -EINVAL, "step '%s': size / slide puts "
+                                       "a record into more than %u windows", v->id,
+                                       WIN_MAX_PER_RECORD);
+                struct op_window *w = calloc(1, sizeof(*w));
+                if (!w)
+                        return -ENOMEM;
+                struct op_agg *a = &w->agg;
+                if (wp->aggregate == JOB_AGG_REDUCE) {
+                        void *f = NULL;
+                        int r = udf_resolve(c, v, wp->udf, &f, err, err_len);
+                        if (r < 0) {
+                                free(w);
+                                return r;
+                        }
+                        a->reduce = (flinc_udf_reduce_fn)(uintptr_t)f;
+                }
+                a->kind = wp->aggregate == JOB_AGG_COUNT ? JOB_OP_COUNT
+                          : wp->aggregate == JOB_AGG_SUM ? JOB_OP_SUM
+                          : wp->aggregate == JOB_AGG_MIN ? JOB_OP_MIN
+                          : wp->aggregate == JOB_AGG_MAX ? JOB_OP_MAX : JOB_OP_REDUCE;
+                a->field = wp->aggregate == JOB_AGG_COUNT ? JOB_FIELD_VALUE : wp->field;
+                a->step = v->id;
+                int n = snprintf(a->dir, sizeof(a->dir), "%s/%s-%" PRIu32 "-%" PRIu32 "-%" PRIu32,
+                                 c->state_dir, c->job, c->attempt, vi, c->subtask);
+                if (n < 0 || (size_t)n >= sizeof(a->dir)) {
+                        free(w);
+                        return set_err(err, err_len, -ENAMETOOLONG, "step '%s': state "
+                                       "directory name too long", v->id);
+                }
+                w->event = wp->time == JOB_TIME_EVENT;
+                w->size_ms = wp->size_ms;
+                w->slide_ms = wp->type == JOB_WINDOW_SLIDING ? wp->slide_ms : 0;
+                w->watermark = INT64_MIN;
+                a->op.vt = &window_vt;
+                op = &a->op;
+                break;
+        }
         case JOB_OP_DISCARD_SINK: {
                 op = calloc(1, sizeof(*op));
                 if (!op)
@@ -1704,6 +2099,19 @@ int wrk_chain_create(const struct job_graph *g, uint32_t chain,
                 snprintf(c->state_dir, sizeof(c->state_dir), "%s/flinc-state-%ld",
                          tmp && tmp[0] ? tmp : "/tmp", (long)getpid());
         }
+        c->wall_ms = ctx->wall_clock_ms ? ctx->wall_clock_ms : clock_wall_ms;
+        /* Event time: the job has an event-time window; its sources take the largest
+         * out_of_orderness of those windows (ops.h WINDOWS). */
+        int64_t ooo = 0;
+        for (size_t i = 0; i < g->n_vertices; i++) {
+                const struct job_vertex *v = &g->vertices[i];
+                if (v->kind == JOB_OP_WINDOW && v->params.window.time == JOB_TIME_EVENT) {
+                        c->event_time = true;
+                        if (v->params.window.out_of_orderness_ms > ooo)
+                                ooo = v->params.window.out_of_orderness_ms;
+                }
+        }
+        wrk_wm_gen_init(&c->wmgen, ooo);
         const struct job_vertex *head = &g->vertices[g->chain_vertices[ch->first]];
         uint32_t first_op = 1;
         size_t dlen;
@@ -1743,6 +2151,10 @@ int wrk_chain_create(const struct job_graph *g, uint32_t chain,
                         goto fail;
                 }
                 c->aligner_ready = true;
+                r = wrk_wm_valve_init(&c->valve, c->n_channels);
+                if (r < 0)
+                        goto fail;
+                c->valve_ready = true;
                 r = wrk_gate_get(c->job, c->attempt, chain, c->subtask, &c->gate);
                 if (r < 0)
                         goto fail;
@@ -1920,6 +2332,11 @@ static int chain_step_input(struct wrk_chain *c, uint64_t max, uint64_t *ret_emi
                                 r = head->vt->push(head, &e.rec);
                                 if (r < 0)
                                         break;
+                        } else if (e.type == WRK_ENTRY_WATERMARK) {
+                                int64_t w;
+                                if (wrk_wm_valve_input(&c->valve, channel, e.watermark, &w) &&
+                                    (r = chain_watermark(c, w)) < 0)
+                                        break;
                         } else if (e.type == WRK_ENTRY_BARRIER) {
                                 enum wrk_align_event ev = wrk_aligner_barrier(
                                         &c->aligner, channel, e.checkpoint_id, clock_mono_us(),
@@ -1941,6 +2358,10 @@ static int chain_step_input(struct wrk_chain *c, uint64_t max, uint64_t *ret_emi
                                         if (r < 0)
                                                 break;
                                 }
+                                int64_t w;
+                                if (c->event_time && wrk_wm_valve_end(&c->valve, channel, &w) &&
+                                    (r = chain_watermark(c, w)) < 0)
+                                        break;
                                 if (wrk_aligner_all_ended(&c->aligner))
                                         c->inputs_done = true;
                         }
@@ -2047,10 +2468,37 @@ static int file_source_seek(struct wrk_chain *c, struct wrk_file_split *s) {
 }
 
 /* Emits up to max lines. 1 when every split is done. */
+/* timestamps: leading: the line's leading decimal epoch ms (1..2^63-1) and the spaces
+ * or tabs after it are cut from the text and become the record's timestamp. */
+static int leading_timestamp(struct wrk_chain *c, struct wrk_record *rec, uint64_t offset) {
+        const char *t = rec->text;
+        size_t n = rec->text_len, i = 0;
+        uint64_t v = 0;
+        while (i < n && t[i] >= '0' && t[i] <= '9') {
+                unsigned d = (unsigned)(t[i] - '0');
+                if (v > ((uint64_t)INT64_MAX - d) / 10)
+                        goto bad;
+                v = v * 10 + d;
+                i++;
+        }
+        if (i == 0 || v == 0 || (i < n && t[i] != ' ' && t[i] != '\t'))
+                goto bad;
+        while (i < n && (t[i] == ' ' || t[i] == '\t'))
+                i++;
+        rec->timestamp_ms = (int64_t)v;
+        rec->text += i;
+        rec->text_len -= i;
+        return 0;
+bad:
+        return chain_fail(c, -EINVAL, "file source: %s: the line at byte %" PRIu64 " does not "
+                          "start with a timestamp (timestamps: leading wants epoch "
+                          "milliseconds 1..2^63-1, then spaces or tabs): '%.*s'", c->src_path,
+                          offset, (int)(n > 40 ? 40 : n), t);
+}
+
 static int file_source_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
         uint64_t emitted = 0;
         int r = 0;
-        struct wrk_op *head = c->ops[0];
         while (emitted < max && c->cur_split < c->n_splits) {
                 struct wrk_file_split *s = &c->splits[c->cur_split];
                 if (!c->split_positioned) {
@@ -2091,10 +2539,12 @@ static int file_source_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emi
                 }
                 struct wrk_record rec = {.kind = WRK_REC_TEXT, .text = c->line, .text_len = len,
                                          .value = 1, .seq = start};
+                if (c->source->params.file_source.timestamps == JOB_TS_LEADING &&
+                    (r = leading_timestamp(c, &rec, start)) < 0)
+                        break;
                 c->gen_k++;
                 emitted++;
-                head->records_in++;
-                r = head->vt->push(head, &rec);
+                r = source_push(c, &rec);
                 if (r < 0)
                         break;
         }
@@ -2149,7 +2599,6 @@ static int socket_source_open(struct wrk_chain *c) {
 static int socket_source_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
         uint64_t emitted = 0;
         int r = 0;
-        struct wrk_op *head = c->ops[0];
         bool eof = false;
         struct pollfd pfd = {.fd = c->sock, .events = POLLIN};
         if (poll(&pfd, 1, 50) > 0) {
@@ -2172,12 +2621,12 @@ static int socket_source_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_e
                 if (len && c->text[start + len - 1] == '\r')
                         len--;
                 struct wrk_record rec = {.kind = WRK_REC_TEXT, .text = c->text + start,
-                                         .text_len = len, .value = 1, .seq = c->gen_k};
+                                         .text_len = len, .value = 1, .seq = c->gen_k,
+                                         .timestamp_ms = clock_wall_ms()};
                 c->gen_k++;
                 emitted++;
-                head->records_in++;
                 start = i + 1;
-                r = head->vt->push(head, &rec);
+                r = source_push(c, &rec);
                 if (r < 0)
                         break;
         }
@@ -2185,12 +2634,12 @@ static int socket_source_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_e
         c->sock_used -= start;
         if (eof && c->sock_used > 0 && r == 0) {
                 struct wrk_record rec = {.kind = WRK_REC_TEXT, .text = c->text,
-                                         .text_len = c->sock_used, .value = 1, .seq = c->gen_k};
+                                         .text_len = c->sock_used, .value = 1, .seq = c->gen_k,
+                                         .timestamp_ms = clock_wall_ms()};
                 c->gen_k++;
                 emitted++;
-                head->records_in++;
                 c->sock_used = 0;
-                r = head->vt->push(head, &rec);
+                r = source_push(c, &rec);
         }
         if (ret_emitted)
                 *ret_emitted = emitted;
@@ -2202,7 +2651,7 @@ static int socket_source_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_e
         return eof ? 1 : 0;
 }
 
-int wrk_chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
+static int chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
         uint64_t emitted = 0;
         int r = 0;
         if (c->up_started) {
@@ -2225,7 +2674,6 @@ int wrk_chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
         if (c->source->kind == JOB_OP_SOCKET)
                 return socket_source_step(c, max, ret_emitted);
         const struct job_generator_params *gp = &c->source->params.generator;
-        struct wrk_op *head = c->ops[0];
         size_t gi;
         while (emitted < max && wrk_gen_pick(c->gen, c->n_gen, c->gen_end, &gi)) {
                 uint64_t n = c->gen[gi].next;
@@ -2238,11 +2686,10 @@ int wrk_chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
                         break;
                 }
                 struct wrk_record rec = {.kind = WRK_REC_TEXT, .text = c->text, .text_len = len,
-                                         .value = 1, .seq = n};
+                                         .value = 1, .seq = n, .timestamp_ms = clock_wall_ms()};
                 c->gen_k++;
                 emitted++;
-                head->records_in++;
-                r = head->vt->push(head, &rec);
+                r = source_push(c, &rec);
                 if (r < 0)
                         break;
         }
@@ -2254,6 +2701,21 @@ int wrk_chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
         if (r < 0)
                 return r;
         return wrk_gen_pick(c->gen, c->n_gen, c->gen_end, &gi) ? 0 : 1;
+}
+
+int wrk_chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
+        int r = chain_step(c, max, ret_emitted);
+        /* an exhausted source ends event time: watermark INT64_MAX fires every window
+         * downstream before the final checkpoint and the end markers */
+        if (r == 1 && c->source && c->event_time && !c->wm_final_sent) {
+                c->wm_final_sent = true;
+                int k = chain_watermark(c, INT64_MAX);
+                if (k == 0)
+                        k = chain_flush(c);
+                if (k < 0)
+                        return k;
+        }
+        return r;
 }
 
 /* ------------------------------------------------------------------------------------
@@ -2620,6 +3082,8 @@ void wrk_chain_destroy(struct wrk_chain *c) {
         }
         if (c->aligner_ready)
                 wrk_aligner_finish(&c->aligner);
+        if (c->valve_ready)
+                wrk_wm_valve_finish(&c->valve);
         free(c->gen);
         free(c->splits);
         free(c->line);

@@ -175,6 +175,9 @@ struct wrk_op_vtable {
         struct sb_snapshot *(*detach)(struct wrk_op *op);
         int (*complete)(struct wrk_op *op, uint64_t n);
         void (*abort)(struct wrk_op *op, uint64_t n);
+        /* Event time: the watermark advanced to this (ms; INT64_MAX = end of event
+         * time). NULL: passed on to the next operator that handles them. */
+        int (*watermark)(struct wrk_op *op, int64_t watermark);
 };
 
 struct wrk_op {
@@ -188,6 +191,8 @@ struct wrk_op {
 
 /* Hands rec to the next operator. */
 int wrk_op_emit(struct wrk_op *op, const struct wrk_record *rec);
+/* Hands a watermark to the next operator downstream that handles them (0 if none). */
+int wrk_op_emit_watermark(struct wrk_op *op, int64_t watermark);
 
 /* ---- chains ---- */
 
@@ -256,6 +261,9 @@ struct wrk_chain_ctx {
          * interval decides the file sink (exactly-once when > 0), the mode alignment. */
         int64_t default_checkpoint_interval_ms;
         bool default_at_least_once;
+        /* Processing time of windows: wall-clock ms since the epoch. NULL =
+         * clock_wall_ms; tests pass their own clock. */
+        int64_t (*wall_clock_ms)(void);
 };
 
 /* Whether this worker can run chain `chain` of g: a source at its head, a sink at its
@@ -316,6 +324,9 @@ int wrk_chain_finish(struct wrk_chain *c);
  * many subtasks share it. */
 void wrk_chain_rate(const struct wrk_chain *c, uint64_t *ret_rate_per_s,
                     uint32_t *ret_share);
+
+/* Records the chain's event-time windows dropped as late (Flink's numLateRecordsDropped). */
+uint64_t wrk_chain_late_records_dropped(const struct wrk_chain *c);
 
 /* Records the head consumed (for a source: emitted) and the tail emitted (a sink: wrote). */
 uint64_t wrk_chain_records_in(const struct wrk_chain *c);
