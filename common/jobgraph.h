@@ -88,7 +88,8 @@
  *           file       path uri, required: a file of lines, read once (bounded);
  *                      timestamps enum none|leading (none): leading = every line starts
  *                      with its event time, a decimal integer of milliseconds since the
- *                      epoch (0..2^63-1), then spaces or tabs; the rest of the line is the
+ *                      epoch (1..2^63-1; 0 is the record model's "no timestamp"), then
+ *                      spaces or tabs (or the end of the line); the rest of the line is the
  *                      record's text. A line that does not start so fails the task
  *                      ("<file>: the line at byte <offset> does not start with a
  *                      timestamp"). none: records carry no event time.
@@ -109,7 +110,9 @@
  *   window  window     type enum tumbling|sliding, required; size duration 1 ms..365 d,
  *                      required; slide duration 1 ms..365 d, required for sliding and
  *                      refused for tumbling; time enum processing|event (processing);
- *                      out_of_orderness duration 0..1 d (0), event time only;
+ *                      out_of_orderness duration 0..1 d (0), event time only: the
+ *                      sources' bounded-out-of-orderness watermarks (the largest of the
+ *                      job's event-time windows; worker/ops.h WINDOWS);
  *                      aggregate enum count|sum|min|max|reduce (count); field enum
  *                      value|word (value), for sum, min and max only; udf symbol,
  *                      required for reduce and refused otherwise.

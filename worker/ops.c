@@ -1841,6 +1841,13 @@ int wrk_chain_check(const struct job_graph *g, uint32_t chain, char *err, size_t
                         return set_err(err, err_len, -EOPNOTSUPP,
                                        "operator '%s' (step '%s') is not supported by this "
                                        "worker yet", job_op_kind_name(v->kind), v->id);
+                const struct job_window_params *wp = &v->params.window;
+                if (v->kind == JOB_OP_WINDOW && wp->type == JOB_WINDOW_SLIDING &&
+                    wp->slide_ms > 0 &&
+                    (wp->size_ms + wp->slide_ms - 1) / wp->slide_ms > WIN_MAX_PER_RECORD)
+                        return set_err(err, err_len, -EINVAL, "step '%s': size / slide puts "
+                                       "a record into more than %u windows", v->id,
+                                       WIN_MAX_PER_RECORD);
         }
         const struct job_vertex *head = &g->vertices[g->chain_vertices[ch->first]];
         if (job_op_kind_category(head->kind) != JOB_CAT_SOURCE && head->kind != JOB_OP_UNION &&
@@ -1961,11 +1968,6 @@ static int op_create(struct wrk_chain *c, const struct job_vertex *v, uint32_t v
         }
         case JOB_OP_WINDOW: {
                 const struct job_window_params *wp = &v->params.window;
-                if (wp->type == JOB_WINDOW_SLIDING && wp->slide_ms > 0 &&
-                    (wp->size_ms + wp->slide_ms - 1) / wp->slide_ms > WIN_MAX_PER_RECORD)
-                        return set_err(err, err_len, -EINVAL, "step '%s': size / slide puts "
-                                       "a record into more than %u windows", v->id,
-                                       WIN_MAX_PER_RECORD);
                 struct op_window *w = calloc(1, sizeof(*w));
                 if (!w)
                         return -ENOMEM;

@@ -1,9 +1,10 @@
 /* The operators a worker task runs: records, the push interface that chains them, and
  * the built-ins this worker has (sources generator, file, socket; tokenize, key_by,
- * union, map / flat_map / filter / reduce UDFs (udf.h); keyed count, sum, min, max; the
- * print, discard and file sinks), their checkpoints and restore, plus the pure
- * arithmetic behind them (generator sequence split, rate limiter, part file names) that
- * tests/unit/test_worker_ops.c and test_worker_dataflow.c check. Windows are not done.
+ * union, map / flat_map / filter / reduce UDFs (udf.h); keyed count, sum, min, max;
+ * tumbling and sliding windows in processing or event time; the print, discard and file
+ * sinks), their checkpoints and restore, plus the pure arithmetic behind them (generator
+ * sequence split, rate limiter, part file names, watermarks, window assignment) that
+ * tests/unit/test_worker_ops.c and test_worker_dataflow.c check.
  *
  * A chain is one job_graph chain (DESIGN.md "Jobs": operators joined by forward edges of
  * equal parallelism) built for one subtask: a source at the head, then operators that
@@ -64,6 +65,41 @@
  *   Output: a PAIR record (text = the key, value = the aggregate); the file sink writes
  *   it as the line "<key> <value>", the print sink as "(key,value)" (Flink's tuple).
  *
+ * WINDOWS (the `window` step, keyed: after key_by; Flink's WindowOperator with an
+ * AggregateFunction, allowed lateness 0)
+ *   Assignment as Flink's TimeWindow.getWindowStartWithOffset (offset 0): tumbling:
+ *   [t - t mod size, + size); sliding: the windows [s, s + size) with s = t - t mod
+ *   slide, s - slide, ... while s > t - size (at most 1000 per record: a step whose
+ *   size / slide is more fails at deploy). t is the record's timestamp_ms (event time;
+ *   a record without one, 0, fails the task: give the file source `timestamps:
+ *   leading`) or the wall clock at the window operator (processing time; ctx
+ *   wall_clock_ms).
+ *   State: the keyed backend's value state "agg" holds one int64 accumulator per (key,
+ *   window), namespace = the window (start | end, i64 big-endian each), combined as the
+ *   keyed count / sum / min / max / reduce do; it is snapshotted at the barrier and
+ *   restored (rescaled by key groups) like theirs. Timers (one per (key, window) in
+ *   the state) live in a min-heap in memory, rebuilt from the state at open.
+ *   Firing: a window fires when the watermark reaches its max timestamp (event time:
+ *   watermark >= end - 1) or the wall clock does (processing time, checked at the end
+ *   of every step: at most ~50 ms late); it emits one PAIR (text = key = the key, value
+ *   = the aggregate, timestamp_ms = end - 1, Flink's window result timestamp), in the
+ *   order (end, start, key bytes), then its state is cleared. The watermark goes on
+ *   downstream after the windows it fired. End of input fires every window left: event
+ *   time through the sources' watermark INT64_MAX (before the final checkpoint, so the
+ *   results are in it), processing time at finish (Flink drops pending
+ *   processing-time windows at the end of a bounded input; flinc fires them so a
+ *   bounded job emits all its windows).
+ *   Late records (event time): a record all of whose windows have fired already
+ *   (end - 1 <= the current watermark) is dropped and counted in
+ *   numLateRecordsDropped (wrk_chain_late_records_dropped; the task reports it, the
+ *   REST API serves it as Flink's vertex metric). A record that still has one open
+ *   window (sliding) goes into the open ones only.
+ *   Output lines: the file sink writes a window's result as any PAIR, "<key> <value>",
+ *   the print sink "(key,value)"; the window bounds are not written (the timestamp
+ *   end - 1 travels with the record). Watermarks: dataflow.h WATERMARKS; every source of
+ *   a job with an event-time window generates them, with the largest out_of_orderness
+ *   of the job's event-time windows.
+ *
  * GENERATOR (deterministic and replayable; parameters of jobgraph.h)
  *   The job's records are numbered n = 0, 1, 2, ... (bounded: n < count). Subtask i of
  *   p emits n = i, i + p, i + 2p, ... in that order, so the subtasks together emit every
@@ -72,7 +108,8 @@
  *       "w" + decimal((seed + n * line_words + j) mod words)
  *   so with line_words 1 record n is the word "w<(seed + n) mod words>", and a job of
  *   count = k * words * line_words records holds each of the words w0..w<words-1>
- *   exactly k * line_words times. rate (records per second for the whole job) is split
+ *   exactly k * line_words times. Its records' timestamp_ms is the wall clock at
+ *   emission (the socket source's too). rate (records per second for the whole job) is split
  *   evenly: each subtask is paced at rate / p records per second (a fraction is fine),
  *   with a burst of at most 10 ms worth (at least one record) after a stall.
  *
@@ -92,7 +129,10 @@
  *
  * SOURCES (besides the generator below)
  *   file     lines of a file split across subtasks by byte ranges aligned to line starts,
- *            replayable by offset (dataflow.h FILE SOURCE SPLITS); bounded.
+ *            replayable by offset (dataflow.h FILE SOURCE SPLITS); bounded. With
+ *            `timestamps: leading` (jobgraph.h) each line's leading epoch ms become the
+ *            record's timestamp_ms and are cut from its text; a line without them fails
+ *            the task naming the file and the line's byte offset.
  *   socket   text lines from host:port (parallelism 1); ends when the server closes the
  *            connection. NOT replayable: it keeps no position, so after a restore it
  *            reads what the server sends next (its records are at-most-once).

@@ -91,6 +91,20 @@ static void test_examples_load(void) {
         }
         job_graph_free(g);
 
+        g = load_example("event-time-windows.yaml");
+        if (g) {
+                CHECK_INT(g->vertices[0].params.file_source.timestamps, JOB_TS_LEADING);
+                CHECK_INT(g->vertices[2].kind, JOB_OP_WINDOW);
+                CHECK_INT(g->vertices[2].params.window.time, JOB_TIME_EVENT);
+                CHECK_INT(g->vertices[2].params.window.out_of_orderness_ms, 2000);
+                CHECK(job_graph_is_bounded(g), "a file source: bounded");
+        }
+        job_graph_free(g);
+        expect_error("name: t\npipeline:\n  - file: {path: /in, timestamps: first}\n"
+                     "  - sink: {type: print}\n",
+                     "t.yaml:3: pipeline[0].file.timestamps: 'first' is not one of none, "
+                     "leading");
+
         g = load_example("streaming-wordcount.yaml");
         if (g) {
                 CHECK_INT(g->parallelism, 2);
@@ -878,7 +892,7 @@ static const char *full_job =
 
 static void test_encode_round_trip(void) {
         const char *examples[] = {"wordcount.yaml", "streaming-wordcount.yaml",
-                                  "generator-print.yaml"};
+                                  "generator-print.yaml", "event-time-windows.yaml"};
         for (size_t i = 0; i < sizeof(examples) / sizeof(examples[0]); i++) {
                 struct job_graph *g = load_example(examples[i]);
                 if (g)

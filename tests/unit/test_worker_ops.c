@@ -1,7 +1,9 @@
 /* Unit tests of the worker's pure parts and of one chain and one task run in-process:
  * generator determinism and its split across subtasks, the rate limiter's arithmetic,
- * file sink names and rolling, the check that refuses operators the worker lacks, and
- * the task state machine (worker/ops.h, worker/task.h). */
+ * file sink names and rolling, the check that refuses steps the worker cannot run,
+ * windows (event time tumbling and sliding with late records, processing time, a
+ * checkpoint and restore mid-stream) and the task state machine (worker/ops.h,
+ * worker/task.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -235,6 +237,18 @@ static void test_chain_check(void) {
         if (g) {
                 for (uint32_t ch = 0; ch < g->n_chains; ch++)
                         CHECK_INT(wrk_chain_check(g, ch, err, sizeof(err)), 0);
+        }
+        job_graph_free(g);
+        /* a sliding window putting a record into more than 1000 windows is refused */
+        g = parse("name: slid\npipeline:\n  - generator: {count: 5}\n"
+                  "  - key_by: {field: word}\n"
+                  "  - window: {type: sliding, size: 1001 ms, slide: 1 ms}\n"
+                  "  - sink: {type: discard}\n");
+        if (g) {
+                CHECK_INT(g->n_chains, 2);
+                CHECK_INT(wrk_chain_check(g, 1, err, sizeof(err)), -EINVAL);
+                CHECK_CONTAINS(err, "step 'window-2': size / slide puts a record into more "
+                               "than 1000 windows");
         }
         job_graph_free(g);
 
