@@ -1303,11 +1303,26 @@ static void agg_abort(struct wrk_op *op, uint64_t n) {
  * Windows (keyed, after key_by): one accumulator per (key, window) in the keyed
  * backend's value state "agg" with namespace = the window (start, end: i64 big-endian
  * each), timers (window ends pending per key) in a min-heap rebuilt from the state at
- * open. See ops.h WINDOWS. */
+ * open, and a write-back table of the accumulators in front of RocksDB (as the keyed
+ * aggregates have). See ops.h WINDOWS. */
 
 /* Windows one record may belong to at most (sliding: ceil(size / slide)). */
 #define WIN_MAX_PER_RECORD 1000u
 #define WIN_NS_BYTES 16u
+/* The write-back table: a power of two; written back and emptied at half full. */
+#define WIN_TABLE_SLOTS 16384u
+
+/* One (key, window) accumulator in memory. */
+struct win_slot {
+        char *key;      /* NULL = free */
+        size_t key_len;
+        int64_t start;
+        int64_t end;
+        uint32_t hash;
+        int64_t value;
+        bool dirty;     /* newer than RocksDB */
+        bool in_db;     /* RocksDB holds a value for it */
+};
 
 struct win_timer {
         int64_t end;
@@ -1326,7 +1341,99 @@ struct op_window {
         size_t n_timers;
         size_t cap_timers;
         uint64_t late_dropped; /* Flink's numLateRecordsDropped */
+        struct win_slot *slots; /* WIN_TABLE_SLOTS */
+        size_t used;
+        uint64_t db_entries;    /* (key, window) values in RocksDB: 0 = no read needed */
 };
+
+static void win_ns(unsigned char ns[WIN_NS_BYTES], int64_t start, int64_t end);
+
+static uint32_t win_hash(const char *key, size_t key_len, int64_t start) {
+        uint32_t h = (uint32_t)hash_java_bytes(key, key_len);
+        uint64_t x = (uint64_t)start * 0x9E3779B97F4A7C15ull;
+        return (h ^ (uint32_t)(x >> 32)) * 2654435761u;
+}
+
+/* The slot holding (key, start), or the free slot where it would go. */
+static size_t win_slot_find(const struct op_window *w, const char *key, size_t key_len,
+                            int64_t start, uint32_t h) {
+        size_t i = h & (WIN_TABLE_SLOTS - 1);
+        for (;;) {
+                const struct win_slot *sl = &w->slots[i];
+                if (!sl->key || (sl->hash == h && sl->start == start && sl->key_len == key_len &&
+                                 memcmp(sl->key, key, key_len) == 0))
+                        return i;
+                i = (i + 1) & (WIN_TABLE_SLOTS - 1);
+        }
+}
+
+/* Frees slot i and shifts the entries after it back (linear probing without
+ * tombstones). */
+static void win_slot_remove(struct op_window *w, size_t i) {
+        free(w->slots[i].key);
+        w->slots[i].key = NULL;
+        w->used--;
+        size_t j = i;
+        for (;;) {
+                j = (j + 1) & (WIN_TABLE_SLOTS - 1);
+                if (!w->slots[j].key)
+                        return;
+                size_t home = w->slots[j].hash & (WIN_TABLE_SLOTS - 1);
+                bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+                if (!stays) {
+                        w->slots[i] = w->slots[j];
+                        w->slots[j].key = NULL;
+                        i = j;
+                }
+        }
+}
+
+static void put_le64(unsigned char b[8], int64_t v) {
+        for (int j = 0; j < 8; j++)
+                b[j] = (unsigned char)((uint64_t)v >> (8 * j));
+}
+
+static int64_t get_le64(const unsigned char *v) {
+        uint64_t u = 0;
+        for (int j = 0; j < 8; j++)
+                u |= (uint64_t)v[j] << (8 * j);
+        return (int64_t)u;
+}
+
+/* Writes the dirty accumulators to RocksDB; evict: and empties the table. */
+static int win_writeback(struct op_window *w, bool evict) {
+        struct op_agg *a = &w->agg;
+        int r = 0;
+        for (size_t i = 0; w->slots && i < WIN_TABLE_SLOTS; i++) {
+                struct win_slot *sl = &w->slots[i];
+                if (!sl->key)
+                        continue;
+                if (sl->dirty && r == 0) {
+                        unsigned char ns[WIN_NS_BYTES], b[8];
+                        win_ns(ns, sl->start, sl->end);
+                        put_le64(b, sl->value);
+                        struct sb_key k = {.key = sl->key, .key_len = sl->key_len, .ns = ns,
+                                           .ns_len = sizeof(ns)};
+                        r = sb_value_put(a->st, &k, b, sizeof(b));
+                        if (r < 0) {
+                                chain_fail(a->op.chain, r, "%s: state write failed: %s",
+                                           a->step, sb_backend_last_error(a->b));
+                        } else {
+                                sl->dirty = false;
+                                if (!sl->in_db)
+                                        w->db_entries++;
+                                sl->in_db = true;
+                        }
+                }
+                if (evict) {
+                        free(sl->key);
+                        sl->key = NULL;
+                }
+        }
+        if (evict)
+                w->used = 0;
+        return r;
+}
 
 static void win_ns(unsigned char ns[WIN_NS_BYTES], int64_t start, int64_t end) {
         for (int j = 0; j < 8; j++) {
@@ -1415,27 +1522,41 @@ static int win_fire(struct op_window *w, int64_t time) {
                 win_ns(ns, t.start, t.end);
                 struct sb_key k = {.key = t.key, .key_len = t.key_len, .ns = ns,
                                    .ns_len = sizeof(ns)};
-                int r = sb_value_get(a->st, &k, &a->buf);
-                if (r < 0) {
-                        free(t.key);
-                        return chain_fail(a->op.chain, r, "%s: state read failed: %s", a->step,
-                                          sb_backend_last_error(a->b));
+                uint32_t h = win_hash(t.key, t.key_len, t.start);
+                size_t i = win_slot_find(w, t.key, t.key_len, t.start, h);
+                bool have = false, in_db = true;
+                int64_t value = 0;
+                int r = 0;
+                if (w->slots[i].key) {
+                        have = true;
+                        value = w->slots[i].value;
+                        in_db = w->slots[i].in_db;
+                        win_slot_remove(w, i);
+                } else {
+                        r = sb_value_get(a->st, &k, &a->buf);
+                        if (r < 0) {
+                                free(t.key);
+                                return chain_fail(a->op.chain, r, "%s: state read failed: %s",
+                                                  a->step, sb_backend_last_error(a->b));
+                        }
+                        have = r == 1 && a->buf.len == 8;
+                        if (have)
+                                value = get_le64(a->buf.data);
+                        r = 0;
                 }
-                if (r == 1 && a->buf.len == 8) {
-                        const unsigned char *v = a->buf.data;
-                        uint64_t u = 0;
-                        for (int j = 0; j < 8; j++)
-                                u |= (uint64_t)v[j] << (8 * j);
+                if (have) {
                         struct wrk_record out = {.kind = WRK_REC_PAIR, .text = t.key,
                                                  .text_len = t.key_len, .key = t.key,
-                                                 .key_len = t.key_len, .value = (int64_t)u,
+                                                 .key_len = t.key_len, .value = value,
                                                  .timestamp_ms = t.end - 1};
                         r = wrk_op_emit(&a->op, &out);
-                        if (r == 0 && (r = sb_state_clear(a->st, &k)) < 0)
+                }
+                if (r == 0 && have && in_db) {
+                        if ((r = sb_state_clear(a->st, &k)) < 0)
                                 chain_fail(a->op.chain, r, "%s: state write failed: %s",
                                            a->step, sb_backend_last_error(a->b));
-                } else {
-                        r = 0;
+                        else if (w->db_entries > 0)
+                                w->db_entries--;
                 }
                 free(t.key);
                 if (r < 0)
@@ -1452,6 +1573,7 @@ static int win_rebuild_entry(void *arg, const struct sb_entry *e) {
                                   "namespace of %zu bytes, expected %u", w->agg.step, e->ns_len,
                                   WIN_NS_BYTES);
         const unsigned char *ns = e->ns;
+        w->db_entries++;
         return win_timer_add(w, e->key, e->key_len, win_be64(ns), win_be64(ns + 8));
 }
 
@@ -1460,6 +1582,9 @@ static int win_open(struct wrk_op *op) {
         int r = agg_open(op);
         if (r < 0)
                 return r;
+        w->slots = calloc(WIN_TABLE_SLOTS, sizeof(*w->slots));
+        if (!w->slots)
+                return chain_fail(op->chain, -ENOMEM, "out of memory");
         r = sb_state_scan(w->agg.st, win_rebuild_entry, w);
         if (r < 0 && !w->agg.op.chain->error[0])
                 chain_fail(op->chain, r, "%s: reading the restored windows failed: %s",
@@ -1496,34 +1621,52 @@ static int win_push(struct wrk_op *op, const struct wrk_record *rec) {
                 if (w->event && end - 1 <= w->watermark)
                         continue; /* fired already: late for this window */
                 assigned = true;
-                unsigned char ns[WIN_NS_BYTES];
-                win_ns(ns, start, end);
-                struct sb_key k = {.key = key, .key_len = key_len, .ns = ns,
-                                   .ns_len = sizeof(ns)};
-                r = sb_value_get(a->st, &k, &a->buf);
-                if (r < 0)
-                        return chain_fail(c, r, "%s: state read failed: %s", a->step,
-                                          sb_backend_last_error(a->b));
-                bool present = r == 1 && a->buf.len == 8;
-                int64_t acc = 0;
-                if (present) {
-                        const unsigned char *v = a->buf.data;
-                        uint64_t u = 0;
-                        for (int j = 0; j < 8; j++)
-                                u |= (uint64_t)v[j] << (8 * j);
-                        acc = (int64_t)u;
+                uint32_t h = win_hash(key, key_len, start);
+                size_t si = win_slot_find(w, key, key_len, start, h);
+                struct win_slot *sl = &w->slots[si];
+                bool present = sl->key != NULL;
+                if (!present) {
+                        if (w->used >= WIN_TABLE_SLOTS / 2) {
+                                if ((r = win_writeback(w, true)) < 0)
+                                        return r;
+                                si = win_slot_find(w, key, key_len, start, h);
+                                sl = &w->slots[si];
+                        }
+                        /* RocksDB: only when it holds windows (after a write-back or a
+                         * restore) */
+                        bool in_db = false;
+                        int64_t acc = 0;
+                        if (w->db_entries > 0) {
+                                unsigned char ns[WIN_NS_BYTES];
+                                win_ns(ns, start, end);
+                                struct sb_key k = {.key = key, .key_len = key_len, .ns = ns,
+                                                   .ns_len = sizeof(ns)};
+                                r = sb_value_get(a->st, &k, &a->buf);
+                                if (r < 0)
+                                        return chain_fail(c, r, "%s: state read failed: %s",
+                                                          a->step, sb_backend_last_error(a->b));
+                                in_db = r == 1 && a->buf.len == 8;
+                                if (in_db)
+                                        acc = get_le64(a->buf.data);
+                        }
+                        char *copy = malloc(key_len ? key_len : 1);
+                        if (!copy)
+                                return chain_fail(c, -ENOMEM, "out of memory");
+                        memcpy(copy, key, key_len);
+                        *sl = (struct win_slot){.key = copy, .key_len = key_len, .start = start,
+                                                .end = end, .hash = h, .value = acc,
+                                                .in_db = in_db};
+                        w->used++;
+                        present = in_db;
+                        /* a new (key, window): its timer */
+                        if (!in_db && (r = win_timer_add(w, key, key_len, start, end)) < 0)
+                                return r;
                 }
                 int64_t v;
-                if ((r = agg_combine(a, present, acc, x, rec, key, key_len, &v)) < 0)
+                if ((r = agg_combine(a, present, sl->value, x, rec, key, key_len, &v)) < 0)
                         return r;
-                unsigned char b[8];
-                for (int j = 0; j < 8; j++)
-                        b[j] = (unsigned char)((uint64_t)v >> (8 * j));
-                if ((r = sb_value_put(a->st, &k, b, sizeof(b))) < 0)
-                        return chain_fail(c, r, "%s: state write failed: %s", a->step,
-                                          sb_backend_last_error(a->b));
-                if (!present && (r = win_timer_add(w, key, key_len, start, end)) < 0)
-                        return r;
+                sl->value = v;
+                sl->dirty = true;
         }
         if (n > 0 && !assigned)
                 w->late_dropped++;
@@ -1561,17 +1704,32 @@ static int win_finish(struct wrk_op *op) {
         return agg_finish(op);
 }
 
+/* Checkpoint: the table's dirty accumulators go to RocksDB first (they stay in the
+ * table, clean), then the keyed snapshot. */
+static int win_snapshot(struct wrk_op *op, uint64_t n, bool savepoint,
+                        struct wrk_substate_op *so) {
+        int r = win_writeback((struct op_window *)op, false);
+        if (r < 0)
+                return r;
+        return agg_snapshot(op, n, savepoint, so);
+}
+
 static void win_destroy(struct wrk_op *op) {
         struct op_window *w = (struct op_window *)op;
         for (size_t i = 0; i < w->n_timers; i++)
                 free(w->heap[i].key);
         free(w->heap);
+        if (w->slots) {
+                for (size_t i = 0; i < WIN_TABLE_SLOTS; i++)
+                        free(w->slots[i].key);
+                free(w->slots);
+        }
         agg_destroy(op);
 }
 
 static const struct wrk_op_vtable window_vt = {
         .name = "window", .open = win_open, .push = win_push, .flush = win_flush,
-        .finish = win_finish, .destroy = win_destroy, .snapshot = agg_snapshot,
+        .finish = win_finish, .destroy = win_destroy, .snapshot = win_snapshot,
         .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
         .watermark = win_watermark,
 };

@@ -78,7 +78,15 @@
  *   window), namespace = the window (start | end, i64 big-endian each), combined as the
  *   keyed count / sum / min / max / reduce do; it is snapshotted at the barrier and
  *   restored (rescaled by key groups) like theirs. Timers (one per (key, window) in
- *   the state) live in a min-heap in memory, rebuilt from the state at open.
+ *   the state) live in a min-heap in memory, rebuilt from the state at open. As the
+ *   keyed aggregates, a window subtask keeps a write-back table of at most 8192 (key,
+ *   window) accumulators in memory: written to RocksDB (and emptied) when half of its
+ *   16384 slots are used, written back (and kept) at a checkpoint barrier; RocksDB is
+ *   read only while it holds windows (after a write-back or a restore), and a window
+ *   that fires from the table costs no RocksDB call. Measured (1 M timestamped lines,
+ *   1000 keys, file source p 1 -> key_by -> window p 2 -> discard, one worker):
+ *   tumbling 1 s 2.1 M records/s, sliding 1 s / 250 ms 1.3 M records/s end to end
+ *   (the keyed count: 5.1 M records/s); without the table 0.03 M records/s.
  *   Firing: a window fires when the watermark reaches its max timestamp (event time:
  *   watermark >= end - 1) or the wall clock does (processing time, checked at the end
  *   of every step: at most ~50 ms late); it emits one PAIR (text = key = the key, value

@@ -580,6 +580,44 @@ static void test_window_event_sliding(void) {
         CHECK_INT(late, 1);
 }
 
+/* More (key, window) accumulators than the write-back table holds (8192): they go to
+ * RocksDB and are read back; every window still counts right. */
+static void test_window_table_overflow(void) {
+        size_t cap = 1u << 20;
+        char *input = malloc(cap), *out = malloc(cap);
+        CHECK(input && out, "malloc");
+        if (!input || !out) {
+                free(input);
+                free(out);
+                return;
+        }
+        size_t used = 0;
+        for (int round = 0; round < 3; round++)
+                for (int k = 0; k < 12000; k++)
+                        used += (size_t)snprintf(input + used, cap - used, "%d k%05d\n",
+                                                 1000 + round, k);
+        /* one late record after the window [0, 10000) fired */
+        used += (size_t)snprintf(input + used, cap - used, "20000 k00001\n5 k00002\n");
+        uint64_t late = 0;
+        run_windowed("name: big\npipeline:\n  - file: {path: '%s', timestamps: leading}\n"
+                     "  - key_by: {field: word}\n"
+                     "  - window: {type: tumbling, size: 10 s, time: event}\n"
+                     "  - sink: {type: print}\n", input, out, cap, &late);
+        size_t lines = 0, threes = 0;
+        for (char *p = out; *p; p = strchr(p, '\n') + 1) {
+                lines++;
+                threes += strncmp(p + 7, ",3)", 3) == 0;
+                if (!strchr(p, '\n'))
+                        break;
+        }
+        CHECK_INT(lines, 12001);
+        CHECK_INT(threes, 12000);
+        CHECK(strncmp(out, "(k00000,3)\n(k00001,3)\n", 22) == 0, "in key order: %.40s", out);
+        CHECK_INT(late, 1);
+        free(input);
+        free(out);
+}
+
 static void test_window_processing_time(void) {
         char yaml[1024];
         snprintf(yaml, sizeof(yaml), "name: p\npipeline:\n  - file: {path: '%s'}\n"
@@ -886,6 +924,7 @@ int main(void) {
         RUN(test_chain_print_tokenize);
         RUN(test_window_event_tumbling);
         RUN(test_window_event_sliding);
+        RUN(test_window_table_overflow);
         RUN(test_window_processing_time);
         RUN(test_window_checkpoint_restore);
         RUN(test_task_lifecycle);
