@@ -485,6 +485,12 @@ static const struct param_def generator_params[] = {
          .max = INT64_MAX, .doc = "records in all; 0 = unbounded"},
         {.name = "line_words", .type = PT_INT, .offset = VOFF(generator.line_words), .def = 1,
          .min = 1, .max = 1000, .doc = "words per record"},
+        {.name = "event_time_step", .type = PT_DURATION,
+         .offset = VOFF(generator.event_time_step_ms), .def = 0, .min = 0, .max = DAY_MS,
+         .doc = "event time: record n at 10^12 + n * step ms (0: the wall clock)"},
+        {.name = "out_of_order", .type = PT_DURATION, .offset = VOFF(generator.out_of_order_ms),
+         .def = 0, .min = 0, .max = DAY_MS,
+         .doc = "event_time_step only: each record up to this much earlier (a hash of seed, n)"},
 };
 static const struct param_def file_source_params[] = {
         {.name = "path", .type = PT_URI, .offset = VOFF(file_source.path), .flags = PF_REQUIRED,

@@ -84,7 +84,13 @@
  *                      size; rate int 0..1000000000 (0): records/s for the whole source, 0
  *                      unlimited; count int 0..2^63-1 (0): records in all, 0 unbounded;
  *                      line_words int 1..1000 (1): words per record. Deterministic and
- *                      replayable: equal parameters give equal records.
+ *                      replayable: equal parameters give equal records. Event time:
+ *                      event_time_step duration 0..1 d (0): 0 = the wall clock at
+ *                      emission; else record n's timestamp is 10^12 + n * step -
+ *                      jitter(n) ms, with jitter(n) in 0..out_of_order a hash of (seed,
+ *                      n) (worker/ops.h wrk_gen_timestamp); out_of_order duration
+ *                      0..1 d (0), with event_time_step only: deterministic
+ *                      out-of-order input for event-time windows.
  *           file       path uri, required: a file of lines, read once (bounded);
  *                      timestamps enum none|leading (none): leading = every line starts
  *                      with its event time, a decimal integer of milliseconds since the
@@ -218,6 +224,8 @@ struct job_generator_params {
         int64_t rate_per_s;   /* records per second for the whole job; 0 = unlimited */
         int64_t count;        /* records in all; 0 = unbounded */
         int64_t line_words;   /* words per record */
+        int64_t event_time_step_ms; /* 0: event time = the wall clock at emission */
+        int64_t out_of_order_ms;    /* event_time_step only: the jitter's bound */
 };
 enum job_timestamps { JOB_TS_NONE, JOB_TS_LEADING };
 struct job_file_source_params {

@@ -269,6 +269,21 @@ uint64_t wrk_gen_word_index(int64_t seed, int64_t words, int64_t line_words, uin
         return (uint64_t)(x % w);
 }
 
+int64_t wrk_gen_timestamp(const struct job_generator_params *p, uint64_t n) {
+        uint64_t z = (uint64_t)p->seed + n + 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        uint64_t jitter = p->out_of_order_ms > 0 ? z % ((uint64_t)p->out_of_order_ms + 1) : 0;
+        /* saturates at INT64_MAX rather than wrap (n * step of an endless generator) */
+        uint64_t step = (uint64_t)p->event_time_step_ms;
+        uint64_t base = 1000000000000ull;
+        uint64_t span = step && n > ((uint64_t)INT64_MAX - base) / step
+                                ? (uint64_t)INT64_MAX - base
+                                : n * step;
+        return (int64_t)(base + span - (jitter < base ? jitter : 0));
+}
+
 int wrk_gen_format(const struct job_generator_params *p, uint64_t n, char *buf,
                    size_t buf_len, size_t *ret_len) {
         size_t pos = 0;
@@ -2846,7 +2861,10 @@ static int chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) 
                         break;
                 }
                 struct wrk_record rec = {.kind = WRK_REC_TEXT, .text = c->text, .text_len = len,
-                                         .value = 1, .seq = n, .timestamp_ms = clock_wall_ms()};
+                                         .value = 1, .seq = n,
+                                         .timestamp_ms = gp->event_time_step_ms > 0
+                                                                 ? wrk_gen_timestamp(gp, n)
+                                                                 : clock_wall_ms()};
                 c->gen_k++;
                 emitted++;
                 r = source_push(c, &rec);
@@ -3143,6 +3161,18 @@ static int chain_snapshot(struct wrk_chain *c, uint64_t n, bool savepoint,
 int wrk_chain_trigger(struct wrk_chain *c, uint64_t checkpoint_id, bool savepoint) {
         if (!c->source || !c->opened || checkpoint_id <= c->last_snapshot)
                 return 0;
+        if (c->final_mode && c->final_snapshot) {
+                /* Past its end the source has its final checkpoint: a newer barrier would
+                 * reach the consumers, which then wait for that checkpoint to complete,
+                 * while this source finishes as soon as the final one completes and never
+                 * acks the newer one: the job would hang. Declined (it does not fail the
+                 * job). */
+                char why[96];
+                snprintf(why, sizeof(why), "the source's input ended; its final checkpoint "
+                         "is %" PRIu64, c->final_snapshot);
+                chain_decline(c, checkpoint_id, why);
+                return 0;
+        }
         int r = chain_snapshot(c, checkpoint_id, savepoint, 0);
         if (r == 0 && c->final_mode && !c->final_snapshot)
                 c->final_snapshot = checkpoint_id;

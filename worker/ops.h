@@ -117,7 +117,8 @@
  *   so with line_words 1 record n is the word "w<(seed + n) mod words>", and a job of
  *   count = k * words * line_words records holds each of the words w0..w<words-1>
  *   exactly k * line_words times. Its records' timestamp_ms is the wall clock at
- *   emission (the socket source's too). rate (records per second for the whole job) is split
+ *   emission (the socket source's too), or with event_time_step the deterministic
+ *   wrk_gen_timestamp(n), out of order by up to out_of_order. rate (records per second for the whole job) is split
  *   evenly: each subtask is paced at rate / p records per second (a fraction is fine),
  *   with a burst of at most 10 ms worth (at least one record) after a stall.
  *
@@ -400,6 +401,10 @@ uint64_t wrk_gen_seq(uint64_t k, uint32_t subtask, uint32_t parallelism);
 /* The vocabulary index of word j of record n. */
 uint64_t wrk_gen_word_index(int64_t seed, int64_t words, int64_t line_words, uint64_t n,
                             uint64_t j);
+
+/* The event time of record n with event_time_step > 0 (jobgraph.h): 10^12 + n * step -
+ * jitter, jitter = splitmix64(seed + n) mod (out_of_order + 1). */
+int64_t wrk_gen_timestamp(const struct job_generator_params *p, uint64_t n);
 
 /* Writes the text of record n (no NUL needed, but one is written when it fits) into
  * buf. 0 and *ret_len, or -ENOSPC when buf is too small. */

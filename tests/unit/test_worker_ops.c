@@ -618,6 +618,51 @@ static void test_window_table_overflow(void) {
         free(out);
 }
 
+/* The generator's deterministic event time: 10^12 + n * step - jitter, jitter within
+ * out_of_order, equal for equal (seed, n); and an event-time window over it. */
+static void test_gen_event_time(void) {
+        struct job_generator_params p = {.seed = 5, .words = 3, .line_words = 1,
+                                         .event_time_step_ms = 10, .out_of_order_ms = 25};
+        int64_t seen_jitter[26] = {0};
+        bool behind = false;
+        int64_t high = 0;
+        for (uint64_t n = 0; n < 2000; n++) {
+                int64_t t = wrk_gen_timestamp(&p, n);
+                int64_t j = 1000000000000 + (int64_t)n * 10 - t;
+                CHECK(j >= 0 && j <= 25, "n %llu: jitter %lld", (unsigned long long)n,
+                      (long long)j);
+                if (j >= 0 && j <= 25)
+                        seen_jitter[j]++;
+                behind |= t < high;
+                high = t > high ? t : high;
+                CHECK_INT(t, wrk_gen_timestamp(&p, n));
+        }
+        CHECK(behind, "some records are out of order");
+        for (int j = 0; j <= 25; j++)
+                CHECK(seen_jitter[j] > 0, "jitter %d never drawn", j);
+        p.out_of_order_ms = 0;
+        CHECK_INT(wrk_gen_timestamp(&p, 7), 1000000000070);
+
+        /* 40 records 10 ms apart in windows of 100 ms (10 per window, words w0..w2 by
+         * n mod 3); out of order by up to 25 ms, within the bound of 30 ms: none late */
+        char out[512];
+        uint64_t late = 99;
+        run_windowed("name: g\npipeline:\n"
+                     "  - generator: {seed: 0, words: 3, count: 40, event_time_step: 10 ms,"
+                     " out_of_order: 25 ms}\n"
+                     "  - key_by: {field: word}\n"
+                     "  - window: {type: tumbling, size: 100 ms, time: event,"
+                     " out_of_orderness: 30 ms}\n"
+                     "  - sink: {type: print}\n", "", out, sizeof(out), &late);
+        CHECK_INT(late, 0);
+        /* window k holds n = 10k..10k+9 but for jitter moving n = 10k into window k - 1:
+         * every window sums to 10 over the three words, all 40 counted */
+        int total = 0;
+        for (char *q = strchr(out, ','); q; q = strchr(q + 1, ','))
+                total += atoi(q + 1);
+        CHECK_INT(total, 40);
+}
+
 static void test_window_processing_time(void) {
         char yaml[1024];
         snprintf(yaml, sizeof(yaml), "name: p\npipeline:\n  - file: {path: '%s'}\n"
@@ -925,6 +970,7 @@ int main(void) {
         RUN(test_window_event_tumbling);
         RUN(test_window_event_sliding);
         RUN(test_window_table_overflow);
+        RUN(test_gen_event_time);
         RUN(test_window_processing_time);
         RUN(test_window_checkpoint_restore);
         RUN(test_task_lifecycle);
