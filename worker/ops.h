@@ -101,7 +101,10 @@
  *   (end - 1 <= the current watermark) is dropped and counted in
  *   numLateRecordsDropped (wrk_chain_late_records_dropped; the task reports it, the
  *   REST API serves it as Flink's vertex metric). A record that still has one open
- *   window (sliding) goes into the open ones only.
+ *   window (sliding) goes into the open ones only. As in Flink, the watermark is not
+ *   part of a checkpoint: after a restore the sources start a new one, so a replayed
+ *   record that was late before the failure may go into a window that fired before the
+ *   checkpoint, which then fires again (with only such records).
  *   Output lines: the file sink writes a window's result as any PAIR, "<key> <value>",
  *   the print sink "(key,value)"; the window bounds are not written (the timestamp
  *   end - 1 travels with the record). Watermarks: dataflow.h WATERMARKS; every source of
