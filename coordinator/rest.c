@@ -7,7 +7,9 @@
  *
  * Endpoints (Flink's paths, also under /v1): GET /config, /overview, /jobs,
  * /jobs/overview, /jobs/:jobid, /jobs/:jobid/exceptions, /jobs/:jobid/yarn-cancel,
- * /jobs/:jobid/vertices/:vertexid, /jobs/:jobid/checkpoints, /jobs/:jobid/checkpoints/config,
+ * /jobs/:jobid/vertices/:vertexid, /jobs/:jobid/vertices/:vertexid/metrics,
+ * /jobs/:jobid/vertices/:vertexid/subtasks/metrics (views.c, Flink's metric API),
+ * /jobs/:jobid/checkpoints, /jobs/:jobid/checkpoints/config,
  * /jobs/:jobid/savepoints/:triggerid (checkpoints.c); POST /jobs/:jobid/savepoints
  * {"target-directory", "cancel-job"} -> 202 {"request-id"};
  * /taskmanagers, /taskmanagers/:id, /jobmanager/config, /ha (flinc's own);

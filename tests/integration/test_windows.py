@@ -132,6 +132,20 @@ def test_event_time_tumbling_counts_match_reference(zk_quorum, tmp_dir, procs, z
     tl.wait_for(lambda: late_dropped(cl, jid) == late, 30,
                 f"the job's numLateRecordsDropped == {late} (the reference's late lines)")
 
+    # per subtask (Flink's "<subtask>.<metric>" ids): only the window vertex has it
+    job = cl.any_rest(f"/jobs/{jid}")
+    ids = {v["id"]: {m["id"] for m in cl.any_rest(f"/jobs/{jid}/vertices/{v['id']}/metrics")}
+           for v in job["vertices"]}
+    windowed = [v for v, names in ids.items() if "0.numLateRecordsDropped" in names]
+    assert len(windowed) == 1 and "1.numLateRecordsDropped" in ids[windowed[0]], \
+        f"expected numLateRecordsDropped on the window vertex's 2 subtasks only, seen {ids}"
+    values = cl.any_rest(f"/jobs/{jid}/vertices/{windowed[0]}/metrics"
+                         "?get=0.numLateRecordsDropped,1.numLateRecordsDropped")
+    assert sum(int(m["value"]) for m in values) == late, f"per subtask: {values}"
+    status, body = cl.leader().rest(f"/jobs/{jid}/vertices/{windowed[0]}/subtasks/metrics"
+                                    "?get=numLateRecordsDropped&agg=median")
+    assert status == 400 and "agg" in str(body), f"expected agg=median refused, seen {status}"
+
 
 GEN_JOB = """
 name: event-time-windows-across-a-kill
