@@ -109,7 +109,8 @@
  *   the print sink "(key,value)"; the window bounds are not written (the timestamp
  *   end - 1 travels with the record). Watermarks: dataflow.h WATERMARKS; every source of
  *   a job with an event-time window generates them, with the largest out_of_orderness
- *   of the job's event-time windows.
+ *   of the job's event-time windows, from the timestamps the source sets (a UDF that
+ *   changes timestamp_ms changes the windows a record goes to, not the watermarks).
  *
  * GENERATOR (deterministic and replayable; parameters of jobgraph.h)
  *   The job's records are numbered n = 0, 1, 2, ... (bounded: n < count). Subtask i of

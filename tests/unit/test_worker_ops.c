@@ -563,6 +563,35 @@ static void test_window_event_tumbling(void) {
         }
 }
 
+/* timestamps: leading: spaces or tabs after the number, a line of a timestamp alone (an
+ * empty text); 0, an overflow or no digits fail naming the offset. */
+static void test_leading_timestamps(void) {
+        char out[256];
+        run_windowed(EVENT_TUMBLING, "5\tx\n7\n2 \t x\n", out, sizeof(out), NULL);
+        CHECK_STR(out, "(,1)\n(x,2)\n");
+        const char *bad[] = {"1 a\n0 b\n", "1 a\n99999999999999999999 b\n", "1 a\nx1 b\n",
+                             "1 a\n12b\n"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char yaml[1024];
+                fill_path(yaml, sizeof(yaml), EVENT_TUMBLING, write_input("win-bad2", bad[i]));
+                struct job_graph *g = parse(yaml);
+                if (!g)
+                        continue;
+                FILE *f = tmpfile();
+                struct wrk_chain_ctx ctx = {.job = WJOB, .attempt = 14, .subtask = 0,
+                                            .parallelism = 1, .out = f};
+                struct job_run jr;
+                if (job_create(&jr, g, &ctx, NULL) == 0) {
+                        CHECK_INT(job_step(&jr, 0, WRK_STEP_MAX_RECORDS), -EINVAL);
+                        CHECK_CONTAINS(wrk_chain_error(jr.c[0]), "win-bad2: the line at byte 4 "
+                                       "does not start with a timestamp");
+                }
+                job_destroy(&jr);
+                fclose(f);
+                job_graph_free(g);
+        }
+}
+
 static void test_window_event_sliding(void) {
         char out[1024];
         uint64_t late = 99;
@@ -968,6 +997,7 @@ int main(void) {
         RUN(test_chain_file_roll);
         RUN(test_chain_print_tokenize);
         RUN(test_window_event_tumbling);
+        RUN(test_leading_timestamps);
         RUN(test_window_event_sliding);
         RUN(test_window_table_overflow);
         RUN(test_gen_event_time);
