@@ -122,9 +122,10 @@
  *   count = k * words * line_words records holds each of the words w0..w<words-1>
  *   exactly k * line_words times. Its records' timestamp_ms is the wall clock at
  *   emission (the socket source's too), or with event_time_step the deterministic
- *   wrk_gen_timestamp(n), out of order by up to out_of_order. rate (records per second for the whole job) is split
- *   evenly: each subtask is paced at rate / p records per second (a fraction is fine),
- *   with a burst of at most 10 ms worth (at least one record) after a stall.
+ *   wrk_gen_timestamp(n), out of order by up to out_of_order. rate (records per second
+ *   for the whole job) is split evenly: each subtask is paced at rate / p records per
+ *   second (a fraction is fine), with a burst of at most 10 ms worth (at least one
+ *   record) after a stall.
  *
  * SINKS
  *   print    each record as one line on stdout (target stderr: stderr); with parallelism
