@@ -459,6 +459,8 @@ static const struct choice time_choices[] = {
 static const struct choice aggregate_choices[] = {
         {"count", JOB_AGG_COUNT}, {"sum", JOB_AGG_SUM}, {"min", JOB_AGG_MIN},
         {"max", JOB_AGG_MAX},     {"reduce", JOB_AGG_REDUCE}, {NULL, 0}};
+static const struct choice timestamps_choices[] = {
+        {"none", JOB_TS_NONE}, {"leading", JOB_TS_LEADING}, {NULL, 0}};
 static const struct choice print_target_choices[] = {
         {"stdout", JOB_PRINT_STDOUT}, {"stderr", JOB_PRINT_STDERR}, {NULL, 0}};
 static const struct choice partitioning_choices[] = {
@@ -483,10 +485,19 @@ static const struct param_def generator_params[] = {
          .max = INT64_MAX, .doc = "records in all; 0 = unbounded"},
         {.name = "line_words", .type = PT_INT, .offset = VOFF(generator.line_words), .def = 1,
          .min = 1, .max = 1000, .doc = "words per record"},
+        {.name = "event_time_step", .type = PT_DURATION,
+         .offset = VOFF(generator.event_time_step_ms), .def = 0, .min = 0, .max = DAY_MS,
+         .doc = "event time: record n at 10^12 + n * step ms (0: the wall clock)"},
+        {.name = "out_of_order", .type = PT_DURATION, .offset = VOFF(generator.out_of_order_ms),
+         .def = 0, .min = 0, .max = DAY_MS,
+         .doc = "event_time_step only: each record up to this much earlier (a hash of seed, n)"},
 };
 static const struct param_def file_source_params[] = {
         {.name = "path", .type = PT_URI, .offset = VOFF(file_source.path), .flags = PF_REQUIRED,
          .doc = "file of lines to read (file:///absolute/path)"},
+        {.name = "timestamps", .type = PT_ENUM, .offset = VOFF(file_source.timestamps),
+         .def = JOB_TS_NONE, .choices = timestamps_choices,
+         .doc = "leading: each line starts with its event time in epoch ms and whitespace"},
 };
 static const struct param_def socket_params[] = {
         {.name = "host", .type = PT_HOST, .offset = VOFF(socket.host), .def_str = "localhost",

@@ -88,8 +88,21 @@
  *                      size; rate int 0..1000000000 (0): records/s for the whole source, 0
  *                      unlimited; count int 0..2^63-1 (0): records in all, 0 unbounded;
  *                      line_words int 1..1000 (1): words per record. Deterministic and
- *                      replayable: equal parameters give equal records.
- *           file       path uri, required: a file of lines, read once (bounded).
+ *                      replayable: equal parameters give equal records. Event time:
+ *                      event_time_step duration 0..1 d (0): 0 = the wall clock at
+ *                      emission; else record n's timestamp is 10^12 + n * step -
+ *                      jitter(n) ms, with jitter(n) in 0..out_of_order a hash of (seed,
+ *                      n) (worker/ops.h wrk_gen_timestamp); out_of_order duration
+ *                      0..1 d (0), with event_time_step only: deterministic
+ *                      out-of-order input for event-time windows.
+ *           file       path uri, required: a file of lines, read once (bounded);
+ *                      timestamps enum none|leading (none): leading = every line starts
+ *                      with its event time, a decimal integer of milliseconds since the
+ *                      epoch (1..2^63-1; 0 is the record model's "no timestamp"), then
+ *                      spaces or tabs (or the end of the line); the rest of the line is the
+ *                      record's text. A line that does not start so fails the task
+ *                      ("<file>: the line at byte <offset> does not start with a
+ *                      timestamp"). none: records carry no event time.
  *           socket     host host (localhost); port int 1..65535, required: lines of
  *                      text from a TCP server (unbounded; parallelism 1).
  *   transform tokenize lowercase bool (true): splits text into words at every
@@ -107,7 +120,9 @@
  *   window  window     type enum tumbling|sliding, required; size duration 1 ms..365 d,
  *                      required; slide duration 1 ms..365 d, required for sliding and
  *                      refused for tumbling; time enum processing|event (processing);
- *                      out_of_orderness duration 0..1 d (0), event time only;
+ *                      out_of_orderness duration 0..1 d (0), event time only: the
+ *                      sources' bounded-out-of-orderness watermarks (the largest of the
+ *                      job's event-time windows; worker/ops.h WINDOWS);
  *                      aggregate enum count|sum|min|max|reduce (count); field enum
  *                      value|word (value), for sum, min and max only; udf symbol,
  *                      required for reduce and refused otherwise.
@@ -216,8 +231,14 @@ struct job_generator_params {
         int64_t rate_per_s;   /* records per second for the whole job; 0 = unlimited */
         int64_t count;        /* records in all; 0 = unbounded */
         int64_t line_words;   /* words per record */
+        int64_t event_time_step_ms; /* 0: event time = the wall clock at emission */
+        int64_t out_of_order_ms;    /* event_time_step only: the jitter's bound */
 };
-struct job_file_source_params { char *path; };            /* uri as written */
+enum job_timestamps { JOB_TS_NONE, JOB_TS_LEADING };
+struct job_file_source_params {
+        char *path;                       /* uri as written */
+        enum job_timestamps timestamps;   /* none: no event time; leading: see above */
+};
 struct job_socket_params { char *host; int64_t port; };
 struct job_tokenize_params { bool lowercase; };
 struct job_udf_params { char *udf; };                     /* map, flat_map, filter, reduce */

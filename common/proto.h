@@ -34,9 +34,13 @@
  *   PROTO_TASK_STATE (one-way, on every task state change)
  *                          {job: str, attempt: uint, vertex: uint, subtask: uint,
  *                           state: str (PROTO_TASK_*), error: str (FAILED only),
- *                           records_in: uint, records_out: uint}
+ *                           records_in: uint, records_out: uint,
+ *                           late_records_dropped: uint (optional, 0 when absent)}
  *   task report            {job: str, attempt: uint, vertex: uint, subtask: uint,
- *                           slot: uint, state: str, records_in: uint, records_out: uint}
+ *                           slot: uint, state: str, records_in: uint, records_out: uint,
+ *                           late_records_dropped: uint (optional, 0 when absent)}
+ *                          late_records_dropped: records the task's event-time windows
+ *                          dropped as late (Flink's numLateRecordsDropped)
  *
  * Coordinator -> worker (all carry epoch)
  *   PROTO_DEPLOY (call)    {job: str, attempt: uint, graph: bin (job_graph_encode

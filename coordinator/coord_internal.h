@@ -144,6 +144,7 @@ struct coord_task {
         enum coord_task_state state;
         uint64_t records_in;
         uint64_t records_out;
+        uint64_t late_dropped;       /* numLateRecordsDropped of its event-time windows */
         int64_t start_ms;            /* wall time it was deployed, -1 before */
         int64_t end_ms;              /* wall time it reached a terminal state, -1 before */
         bool seen;                   /* listed in the report being processed */
@@ -355,7 +356,8 @@ void coord_jobs_reconcile(struct coord *c);
 void coord_jobs_task_update(struct coord *c, struct coord_worker *w, const char *job,
                             uint32_t attempt, uint32_t chain, uint32_t subtask,
                             enum coord_task_state st, const char *error, size_t error_len,
-                            uint64_t records_in, uint64_t records_out, bool from_report);
+                            uint64_t records_in, uint64_t records_out, uint64_t late_dropped,
+                            bool from_report);
 /* Around the task list of one heartbeat: tasks placed on w that its reports stop
  * listing are taken as failed. */
 void coord_jobs_report_begin(struct coord *c, struct coord_worker *w);
@@ -383,6 +385,15 @@ void coord_view_job_exceptions(struct coord *c, const struct coord_job *j,
                                struct json_writer *w);
 /* One vertex (chain) with its subtasks and their workers: 0, or -ENOENT when the job
  * has no vertex vertex_id (nothing written then). */
+/* Flink's metric REST API for a vertex: GET /jobs/:jobid/vertices/:vertexid/metrics
+ * (ids "<subtask>.<metric>", values as strings) and .../subtasks/metrics (aggregated:
+ * min, max, avg, sum over the subtasks; `agg` a comma-separated subset). Metrics:
+ * numRecordsIn, numRecordsOut, and numLateRecordsDropped for a vertex with a window.
+ * get / agg: comma-separated lists or NULL (no get: the ids only). 0, -ENOENT (no such
+ * vertex) or -EINVAL (agg names something else). */
+int coord_view_vertex_metrics(struct coord *c, const struct coord_job *j, const char *vertex_id,
+                              bool aggregated, const char *get, const char *agg,
+                              struct json_writer *w);
 int coord_view_job_vertex(struct coord *c, const struct coord_job *j, const char *vertex_id,
                           struct json_writer *w);
 void coord_view_taskmanagers(struct coord *c, struct json_writer *w);

@@ -385,7 +385,7 @@ static bool stale_cancel_due(struct coord_worker *w, const char *job, uint32_t a
 static int read_task_report(const msgpack_object *t, char *job, size_t job_len,
                             uint32_t *attempt, uint32_t *vertex, uint32_t *subtask,
                             uint32_t *slot, enum coord_task_state *st, uint64_t *rin,
-                            uint64_t *rout, const char **why) {
+                            uint64_t *rout, uint64_t *late, const char **why) {
         const char *s;
         size_t slen;
         if (t->type != MSGPACK_OBJECT_MAP)
@@ -408,6 +408,10 @@ static int read_task_report(const msgpack_object *t, char *job, size_t job_len,
                 return *why = "tasks[].records_in", -EINVAL;
         if (msg_map_get(t, "records_out") && msg_get_u64(t, "records_out", rout) < 0)
                 return *why = "tasks[].records_out", -EINVAL;
+        *late = 0;
+        if (msg_map_get(t, "late_records_dropped") &&
+            msg_get_u64(t, "late_records_dropped", late) < 0)
+                return *why = "tasks[].late_records_dropped", -EINVAL;
         return 0;
 }
 
@@ -433,10 +437,11 @@ static void handle_heartbeat(struct coord *c, struct coord_worker *w, const msgp
                 char job[ID_HEX_LEN + 2];
                 uint32_t attempt, vertex, subtask, slot;
                 enum coord_task_state st;
-                uint64_t rin, rout;
+                uint64_t rin, rout, late;
                 const char *why = NULL;
                 if (read_task_report(&tasks->via.array.ptr[i], job, sizeof(job), &attempt,
-                                     &vertex, &subtask, &slot, &st, &rin, &rout, &why) < 0) {
+                                     &vertex, &subtask, &slot, &st, &rin, &rout, &late,
+                                     &why) < 0) {
                         log_warn("heartbeat from worker %s: %s: missing or invalid; entry ignored",
                                  w->id, why);
                         continue;
@@ -455,7 +460,7 @@ static void handle_heartbeat(struct coord *c, struct coord_worker *w, const msgp
                             w->slot[slot].job == j;
                 if (ours) {
                         coord_jobs_task_update(c, w, job, attempt, vertex, subtask, st, NULL, 0,
-                                               rin, rout, true);
+                                               rin, rout, late, true);
                         continue;
                 }
                 if (coord_task_state_is_terminal(st))
@@ -493,7 +498,7 @@ static void handle_task_state(struct coord *c, struct coord_worker *w, uint64_t 
         enum coord_task_state st;
         const char *s, *error = NULL;
         size_t slen, error_len = 0;
-        uint64_t rin = 0, rout = 0;
+        uint64_t rin = 0, rout = 0, late = 0;
         const char *field = NULL;
         if (msg_get_strbuf(map, "job", job, sizeof(job)) < 0 || !hex_id_valid(job))
                 field = "job";
@@ -509,6 +514,9 @@ static void handle_task_state(struct coord *c, struct coord_worker *w, uint64_t 
                 field = "records_in";
         else if (msg_map_get(map, "records_out") && msg_get_u64(map, "records_out", &rout) < 0)
                 field = "records_out";
+        else if (msg_map_get(map, "late_records_dropped") &&
+                 msg_get_u64(map, "late_records_dropped", &late) < 0)
+                field = "late_records_dropped";
         else if (msg_map_get(map, "error") && msg_get_str(map, "error", &error, &error_len) < 0)
                 field = "error";
         if (field) {
@@ -518,7 +526,7 @@ static void handle_task_state(struct coord *c, struct coord_worker *w, uint64_t 
                 return;
         }
         coord_jobs_task_update(c, w, job, attempt, vertex, subtask, st, error, error_len, rin,
-                               rout, false);
+                               rout, late, false);
         if (id != 0)
                 rpc_reply(w->conn, id, NULL);
 }

@@ -7,7 +7,9 @@
  *
  * Endpoints (Flink's paths, also under /v1): GET /config, /overview, /jobs,
  * /jobs/overview, /jobs/:jobid, /jobs/:jobid/exceptions, /jobs/:jobid/yarn-cancel,
- * /jobs/:jobid/vertices/:vertexid, /jobs/:jobid/checkpoints, /jobs/:jobid/checkpoints/config,
+ * /jobs/:jobid/vertices/:vertexid, /jobs/:jobid/vertices/:vertexid/metrics,
+ * /jobs/:jobid/vertices/:vertexid/subtasks/metrics (views.c, Flink's metric API),
+ * /jobs/:jobid/checkpoints, /jobs/:jobid/checkpoints/config,
  * /jobs/:jobid/savepoints/:triggerid (checkpoints.c); POST /jobs/:jobid/savepoints
  * {"target-directory", "cancel-job"} -> 202 {"request-id"};
  * /taskmanagers, /taskmanagers/:id, /jobmanager/config, /ha (flinc's own);
@@ -487,7 +489,7 @@ static void route(struct coord_rest *rest, struct evhttp_request *req, const cha
         struct coord *c = rest->c;
         enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
         struct json_writer w;
-        char seg[4][128];
+        char seg[6][128];
         int nseg = 0;
 
         /* The dashboard's own files (web.c): served here, leader or not. */
@@ -503,11 +505,11 @@ static void route(struct coord_rest *rest, struct evhttp_request *req, const cha
         }
         if (strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0)
                 path += 3;
-        /* Split into at most 4 segments; anything longer is unknown. */
+        /* Split into at most 6 segments; anything longer is unknown. */
         const char *p = path;
         while (*p == '/')
                 p++;
-        while (*p && nseg < 4) {
+        while (*p && nseg < 6) {
                 size_t n = strcspn(p, "/");
                 if (n >= sizeof(seg[0]))
                         goto not_found;
@@ -561,6 +563,13 @@ static void route(struct coord_rest *rest, struct evhttp_request *req, const cha
                 if (!is_get || (write && cmd != EVHTTP_REQ_GET))
                         goto not_allowed;
         } else if (nseg == 4 && strcmp(seg[0], "jobs") == 0 && strcmp(seg[2], "vertices") == 0) {
+                known = true;
+                if (!is_get)
+                        goto not_allowed;
+        } else if (strcmp(seg[0], "jobs") == 0 && nseg >= 5 && strcmp(seg[2], "vertices") == 0 &&
+                   ((nseg == 5 && strcmp(seg[4], "metrics") == 0) ||
+                    (nseg == 6 && strcmp(seg[4], "subtasks") == 0 &&
+                     strcmp(seg[5], "metrics") == 0))) {
                 known = true;
                 if (!is_get)
                         goto not_allowed;
@@ -696,6 +705,30 @@ static void route(struct coord_rest *rest, struct evhttp_request *req, const cha
                                 json_writer_finish(&w);
                                 send_error(req, 404, "There is no savepoint operation with "
                                            "triggerId=%s for job %s", seg[3], seg[1]);
+                                return;
+                        }
+                } else if (nseg >= 5) {
+                        struct evkeyvalq q;
+                        TAILQ_INIT(&q);
+                        if (query && evhttp_parse_query_str(query, &q) < 0) {
+                                json_writer_finish(&w);
+                                send_error(req, 400, "Bad request, could not parse the "
+                                           "query string");
+                                return;
+                        }
+                        int r = coord_view_vertex_metrics(c, j, seg[3], nseg == 6,
+                                                          evhttp_find_header(&q, "get"),
+                                                          evhttp_find_header(&q, "agg"), &w);
+                        evhttp_clear_headers(&q);
+                        if (r < 0) {
+                                json_writer_finish(&w);
+                                if (r == -ENOENT)
+                                        send_error(req, 404, "Vertex %s not found in job %s",
+                                                   seg[3], seg[1]);
+                                else
+                                        send_error(req, 400, "Bad request, could not parse "
+                                                   "parameters: agg: expected a comma-separated "
+                                                   "list of min, max, avg, sum");
                                 return;
                         }
                 } else if (nseg == 2) {

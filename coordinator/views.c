@@ -508,3 +508,114 @@ int coord_view_job_vertex(struct coord *c, const struct coord_job *j, const char
         json_end_object(w);
         return 0;
 }
+
+/* ---- vertex metrics (Flink's metric REST API) ---- */
+
+static const char *const VERTEX_METRICS[] = {"numRecordsIn", "numRecordsOut",
+                                             "numLateRecordsDropped"};
+
+static uint64_t task_metric(const struct coord_task *t, size_t m) {
+        return m == 0 ? t->records_in : m == 1 ? t->records_out : t->late_dropped;
+}
+
+/* Whether the comma-separated list holds name (a NULL list holds everything). */
+static bool list_has(const char *list, const char *name, size_t name_len) {
+        if (!list)
+                return true;
+        for (const char *p = list; *p;) {
+                size_t n = strcspn(p, ",");
+                if (n == name_len && strncmp(p, name, n) == 0)
+                        return true;
+                p += n;
+                if (*p == ',')
+                        p++;
+        }
+        return false;
+}
+
+int coord_view_vertex_metrics(struct coord *c, const struct coord_job *j, const char *vertex_id,
+                              bool aggregated, const char *get, const char *agg,
+                              struct json_writer *w) {
+        (void)c;
+        const struct job_graph *g = j->g;
+        uint32_t ch = 0;
+        while (g && ch < g->n_chains &&
+               strcmp(g->vertices[g->chain_vertices[g->chains[ch].first]].id, vertex_id) != 0)
+                ch++;
+        if (!g || ch == g->n_chains)
+                return -ENOENT;
+        if (agg) {
+                for (const char *p = agg; *p;) {
+                        size_t n = strcspn(p, ",");
+                        if (!((n == 3 && (strncmp(p, "min", 3) == 0 || strncmp(p, "max", 3) == 0 ||
+                                          strncmp(p, "avg", 3) == 0 || strncmp(p, "sum", 3) == 0))))
+                                return -EINVAL;
+                        p += n;
+                        if (*p == ',')
+                                p++;
+                }
+        }
+        /* numLateRecordsDropped belongs to window operators: only a chain with one has it */
+        const struct job_chain *chain = &g->chains[ch];
+        bool windowed = false;
+        for (uint32_t k = 0; k < chain->n; k++)
+                windowed |= g->vertices[g->chain_vertices[chain->first + k]].kind == JOB_OP_WINDOW;
+        size_t n_metrics = windowed ? 3 : 2;
+        json_begin_array(w);
+        if (aggregated) {
+                for (size_t m = 0; m < n_metrics; m++) {
+                        const char *name = VERTEX_METRICS[m];
+                        if (get && !list_has(get, name, strlen(name)))
+                                continue;
+                        json_begin_object(w);
+                        json_kv_string(w, "id", name);
+                        if (get) {
+                                uint64_t mn = UINT64_MAX, mx = 0, sum = 0, n = 0;
+                                for (size_t i = 0; i < j->n_tasks; i++) {
+                                        const struct coord_task *t = &j->tasks[i];
+                                        if (t->chain != ch)
+                                                continue;
+                                        uint64_t v = task_metric(t, m);
+                                        mn = v < mn ? v : mn;
+                                        mx = v > mx ? v : mx;
+                                        sum += v;
+                                        n++;
+                                }
+                                if (n == 0)
+                                        mn = 0;
+                                if (list_has(agg, "min", 3))
+                                        json_kv_double(w, "min", (double)mn);
+                                if (list_has(agg, "max", 3))
+                                        json_kv_double(w, "max", (double)mx);
+                                if (list_has(agg, "avg", 3))
+                                        json_kv_double(w, "avg", n ? (double)sum / (double)n : 0.0);
+                                if (list_has(agg, "sum", 3))
+                                        json_kv_double(w, "sum", (double)sum);
+                        }
+                        json_end_object(w);
+                }
+        } else {
+                for (size_t i = 0; i < j->n_tasks; i++) {
+                        const struct coord_task *t = &j->tasks[i];
+                        if (t->chain != ch)
+                                continue;
+                        for (size_t m = 0; m < n_metrics; m++) {
+                                char id[64];
+                                int len = snprintf(id, sizeof(id), "%" PRIu32 ".%s", t->subtask,
+                                                   VERTEX_METRICS[m]);
+                                if (get && !list_has(get, id, (size_t)len))
+                                        continue;
+                                json_begin_object(w);
+                                json_kv_string(w, "id", id);
+                                if (get) {
+                                        char v[24];
+                                        snprintf(v, sizeof(v), "%" PRIu64, task_metric(t, m));
+                                        json_kv_string(w, "value", v);
+                                }
+                                json_end_object(w);
+                        }
+                }
+        }
+        json_end_array(w);
+        return 0;
+}

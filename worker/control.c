@@ -252,13 +252,14 @@ static void send_task_state(struct wrk_ctl *c, struct wrk_task *t,
                 return;
         bool failed = ch->state == WRK_TASK_FAILED;
         struct rpc_msg m;
-        rpc_msg_init(&m, failed ? 8 : 7);
+        rpc_msg_init(&m, failed ? 9 : 8);
         pack_task(&m.pk, wrk_task_id(t));
         msg_pack_kv_str(&m.pk, "state", wrk_task_state_name(ch->state));
         if (failed)
                 msg_pack_kv_str(&m.pk, "error", ch->error);
         msg_pack_kv_u64(&m.pk, "records_in", ch->records_in);
         msg_pack_kv_u64(&m.pk, "records_out", ch->records_out);
+        msg_pack_kv_u64(&m.pk, "late_records_dropped", ch->late_records_dropped);
         int r = rpc_send(c->conn, PROTO_TASK_STATE, &m);
         rpc_msg_finish(&m);
         if (r < 0)
@@ -369,12 +370,13 @@ static void send_heartbeat(struct wrk_ctl *c) {
                 const struct wrk_task_id *id = wrk_task_id(t);
                 struct wrk_task_change rep;
                 wrk_task_report(t, &rep);
-                msgpack_pack_map(&m.pk, 8);
+                msgpack_pack_map(&m.pk, 9);
                 pack_task(&m.pk, id);
                 msg_pack_kv_u64(&m.pk, "slot", id->slot);
                 msg_pack_kv_str(&m.pk, "state", wrk_task_state_name(rep.state));
                 msg_pack_kv_u64(&m.pk, "records_in", rep.records_in);
                 msg_pack_kv_u64(&m.pk, "records_out", rep.records_out);
+                msg_pack_kv_u64(&m.pk, "late_records_dropped", rep.late_records_dropped);
         }
         int r = rpc_send(c->conn, PROTO_HEARTBEAT, &m);
         rpc_msg_finish(&m);

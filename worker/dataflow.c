@@ -125,6 +125,18 @@ int wrk_outbuf_add_barrier(struct wrk_outbuf *b, uint64_t checkpoint_id, bool sa
         return 0;
 }
 
+int wrk_outbuf_add_watermark(struct wrk_outbuf *b, int64_t watermark, uint64_t now_us) {
+        if (WRK_BUFFER_BYTES - b->len < 11)
+                return -ENOSPC;
+        outbuf_touch(b, now_us);
+        unsigned char *p = b->data + b->len;
+        size_t n = 0;
+        p[n++] = WRK_ENTRY_WATERMARK;
+        n += put_varint(p + n, zigzag(watermark));
+        b->len += n;
+        return 0;
+}
+
 int wrk_outbuf_add_end(struct wrk_outbuf *b, uint64_t now_us) {
         if (WRK_BUFFER_BYTES - b->len < 1)
                 return -ENOSPC;
@@ -210,6 +222,13 @@ int wrk_buffer_next(const void *data, size_t len, size_t *pos, struct wrk_entry 
         }
         case WRK_ENTRY_END:
                 break;
+        case WRK_ENTRY_WATERMARK: {
+                uint64_t w;
+                if (get_varint(d, len, &p, &w) < 0)
+                        return -EBADMSG;
+                e.watermark = unzigzag(w);
+                break;
+        }
         default:
                 return -EBADMSG;
         }
@@ -217,6 +236,108 @@ int wrk_buffer_next(const void *data, size_t len, size_t *pos, struct wrk_entry 
         *ret = e;
         *pos = p;
         return 1;
+}
+
+/* ---- watermarks ---- */
+
+int wrk_wm_valve_init(struct wrk_wm_valve *v, uint32_t n_inputs) {
+        if (n_inputs == 0 || n_inputs > WRK_ALIGN_MAX_INPUTS)
+                return -EINVAL;
+        memset(v, 0, sizeof(*v));
+        v->wm = calloc(n_inputs, sizeof(*v->wm));
+        v->ended = calloc(n_inputs, 1);
+        if (!v->wm || !v->ended) {
+                wrk_wm_valve_finish(v);
+                return -ENOMEM;
+        }
+        for (uint32_t i = 0; i < n_inputs; i++)
+                v->wm[i] = INT64_MIN;
+        v->n_inputs = n_inputs;
+        v->current = INT64_MIN;
+        return 0;
+}
+
+void wrk_wm_valve_finish(struct wrk_wm_valve *v) {
+        free(v->wm);
+        free(v->ended);
+        v->wm = NULL;
+        v->ended = NULL;
+}
+
+/* The minimum over the live inputs (INT64_MAX when all ended); true when it is above
+ * the current one, which it then becomes. */
+static bool valve_advance(struct wrk_wm_valve *v, int64_t *ret) {
+        int64_t m = INT64_MAX;
+        for (uint32_t i = 0; i < v->n_inputs; i++)
+                if (!v->ended[i] && v->wm[i] < m)
+                        m = v->wm[i];
+        if (m <= v->current)
+                return false;
+        v->current = m;
+        *ret = m;
+        return true;
+}
+
+bool wrk_wm_valve_input(struct wrk_wm_valve *v, uint32_t input, int64_t watermark,
+                        int64_t *ret) {
+        if (input >= v->n_inputs || v->ended[input] || watermark <= v->wm[input])
+                return false;
+        v->wm[input] = watermark;
+        return valve_advance(v, ret);
+}
+
+bool wrk_wm_valve_end(struct wrk_wm_valve *v, uint32_t input, int64_t *ret) {
+        if (input >= v->n_inputs || v->ended[input])
+                return false;
+        v->ended[input] = 1;
+        return valve_advance(v, ret);
+}
+
+void wrk_wm_gen_init(struct wrk_wm_gen *g, int64_t out_of_orderness_ms) {
+        g->out_of_orderness_ms = out_of_orderness_ms < 0 ? 0 : out_of_orderness_ms;
+        g->max_ts = INT64_MIN;
+        g->emitted = INT64_MIN;
+}
+
+bool wrk_wm_gen_event(struct wrk_wm_gen *g, int64_t timestamp_ms, int64_t *ret) {
+        if (timestamp_ms > g->max_ts)
+                g->max_ts = timestamp_ms;
+        /* max - out_of_orderness - 1, saturating at INT64_MIN */
+        int64_t w = g->max_ts < INT64_MIN + g->out_of_orderness_ms + 1
+                            ? INT64_MIN
+                            : g->max_ts - g->out_of_orderness_ms - 1;
+        if (w <= g->emitted)
+                return false;
+        g->emitted = w;
+        *ret = w;
+        return true;
+}
+
+int64_t wrk_window_start(int64_t timestamp_ms, int64_t size_ms) {
+        int64_t rem = timestamp_ms % size_ms;
+        return rem < 0 ? timestamp_ms - (rem + size_ms) : timestamp_ms - rem;
+}
+
+size_t wrk_window_assign(int64_t timestamp_ms, int64_t size_ms, int64_t slide_ms,
+                         int64_t *ret_starts, size_t max) {
+        if (size_ms <= 0)
+                return 0;
+        if (slide_ms <= 0 || slide_ms >= size_ms) {
+                /* tumbling (slide 0); a slide above the size leaves gaps: a timestamp in
+                 * one belongs to no window */
+                int64_t step = slide_ms > 0 ? slide_ms : size_ms;
+                int64_t start = wrk_window_start(timestamp_ms, step);
+                if (max == 0 || timestamp_ms >= start + size_ms)
+                        return 0;
+                ret_starts[0] = start;
+                return 1;
+        }
+        size_t n = 0;
+        int64_t last = wrk_window_start(timestamp_ms, slide_ms);
+        for (int64_t start = last; start > timestamp_ms - size_ms && n < max;
+             start -= slide_ms)
+                ret_starts[n++] = start;
+        return n;
 }
 
 /* ---- barrier alignment ---- */

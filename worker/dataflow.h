@@ -23,6 +23,8 @@
  *                text | zigzag varint value | zigzag varint timestamp_ms | varint seq
  *     2 barrier  varint checkpoint id | u8 flags (bit 0: savepoint)
  *     3 end      end of input of this channel (the producer subtask finished)
+ *     4 watermark  zigzag varint watermark ms (event time; INT64_MAX = end of event time)
+ *   (5 is reserved for a latency marker.)
  *   Varints are LEB128 (7 bits a byte, low first, at most 10 bytes). A buffer is flushed
  *   (handed to the channel) when the next entry does not fit, when it holds a barrier or
  *   an end (they never wait), and when its oldest entry is execution.buffer-timeout ms old
@@ -40,6 +42,18 @@
  *   snapshots when barrier n arrived on every live input (Flink's barrier tracker), so
  *   the records that overtook the barrier on the faster inputs are in the snapshot and
  *   may be replayed: at-least-once.
+ *
+ * WATERMARKS (event time; Flink's watermarks)
+ *   A source of a job with an event-time window generates bounded-out-of-orderness
+ *   watermarks (Flink's BoundedOutOfOrdernessWatermarks: max timestamp seen -
+ *   out_of_orderness - 1), emitting one in-band after every record that advances it
+ *   (Flink emits periodically, every pipeline.auto-watermark-interval = 200 ms; emitting
+ *   on every advance makes which records are late a function of the input order alone),
+ *   and INT64_MAX when its input is exhausted. Operators pass them on in order with the
+ *   records; a network output sends each one to every consumer subtask of every output
+ *   edge (broadcast, whatever the partitioning). A task with several input channels
+ *   takes the minimum over its channels (wrk_wm_valve; Flink's StatusWatermarkValve);
+ *   an ended channel no longer holds it back, so all ended = INT64_MAX.
  *
  * GENERATOR POSITION (operator list state, redistributable)
  *   The generator's records are numbered n = 0, 1, ... (ops.h). Its position is a list
@@ -103,6 +117,8 @@ enum wrk_entry_type {
         WRK_ENTRY_RECORD = 1,
         WRK_ENTRY_BARRIER = 2,
         WRK_ENTRY_END = 3,
+        WRK_ENTRY_WATERMARK = 4,
+        /* 5 is reserved (latency marker) */
 };
 
 /* An output buffer: caller-allocated, WRK_BUFFER_BYTES of storage inline. */
@@ -121,6 +137,7 @@ int wrk_outbuf_add_record(struct wrk_outbuf *b, const struct wrk_record *rec, ui
 int wrk_outbuf_add_barrier(struct wrk_outbuf *b, uint64_t checkpoint_id, bool savepoint,
                            uint64_t now_us);
 int wrk_outbuf_add_end(struct wrk_outbuf *b, uint64_t now_us);
+int wrk_outbuf_add_watermark(struct wrk_outbuf *b, int64_t watermark, uint64_t now_us);
 
 /* Whether a non-empty buffer must go now: its oldest entry is timeout_ms old (0: at
  * once). */
@@ -132,6 +149,7 @@ struct wrk_entry {
         struct wrk_record rec;      /* WRK_ENTRY_RECORD */
         uint64_t checkpoint_id;     /* WRK_ENTRY_BARRIER */
         bool savepoint;
+        int64_t watermark;          /* WRK_ENTRY_WATERMARK */
 };
 
 /* Reads the entry at data[*pos], advancing *pos. 1 and *ret, 0 at the end, -EBADMSG on
@@ -180,6 +198,53 @@ bool wrk_aligner_blocked(const struct wrk_aligner *a, uint32_t input);
 
 /* Whether every input ended. */
 bool wrk_aligner_all_ended(const struct wrk_aligner *a);
+
+/* ---- watermarks (WATERMARKS above) ---- */
+
+/* Flink's StatusWatermarkValve without idleness: the combined watermark of a task's
+ * input channels. */
+struct wrk_wm_valve {
+        uint32_t n_inputs;
+        int64_t current;        /* last combined watermark; INT64_MIN = none yet */
+        int64_t *wm;            /* per input: its highest watermark */
+        uint8_t *ended;         /* per input: it ended */
+};
+
+/* 0, -EINVAL (n_inputs 0 or over WRK_ALIGN_MAX_INPUTS) or -ENOMEM. */
+int wrk_wm_valve_init(struct wrk_wm_valve *v, uint32_t n_inputs);
+void wrk_wm_valve_finish(struct wrk_wm_valve *v);
+/* Watermark w arrived on input (a lower one than the input's last is ignored). true and
+ * *ret when the combined watermark (the minimum over the inputs that have not ended)
+ * advanced. */
+bool wrk_wm_valve_input(struct wrk_wm_valve *v, uint32_t input, int64_t watermark,
+                        int64_t *ret);
+/* Input ended: it no longer holds the watermark back (all ended: INT64_MAX). true and
+ * *ret when the combined watermark advanced. */
+bool wrk_wm_valve_end(struct wrk_wm_valve *v, uint32_t input, int64_t *ret);
+
+/* Flink's BoundedOutOfOrdernessWatermarks, emitting on every advance. */
+struct wrk_wm_gen {
+        int64_t out_of_orderness_ms;
+        int64_t max_ts;         /* highest timestamp seen; INT64_MIN = none */
+        int64_t emitted;        /* last watermark emitted; INT64_MIN = none */
+};
+
+void wrk_wm_gen_init(struct wrk_wm_gen *g, int64_t out_of_orderness_ms);
+/* A record with this timestamp was emitted: true and *ret (max seen -
+ * out_of_orderness - 1) when the watermark advanced. */
+bool wrk_wm_gen_event(struct wrk_wm_gen *g, int64_t timestamp_ms, int64_t *ret);
+
+/* ---- window assignment (Flink's TimeWindow.getWindowStartWithOffset, offset 0) ---- */
+
+/* The start of the window of length size_ms holding timestamp_ms (size_ms > 0):
+ * timestamp - (timestamp mod size), rounding down for negative timestamps. */
+int64_t wrk_window_start(int64_t timestamp_ms, int64_t size_ms);
+/* The windows [start, start + size) of timestamp_ms: tumbling (slide_ms 0) one; sliding
+ * (Flink's SlidingEventTimeWindows) the starts last, last - slide, ... > timestamp -
+ * size with last = wrk_window_start(timestamp, slide), at most max of them. Writes the
+ * starts into ret_starts and returns how many. */
+size_t wrk_window_assign(int64_t timestamp_ms, int64_t size_ms, int64_t slide_ms,
+                         int64_t *ret_starts, size_t max);
 
 /* ---- generator position ---- */
 

@@ -78,11 +78,20 @@ struct wrk_chain {
         int sock;
         size_t sock_used;
 
+        /* Event time (the job has an event-time window): the source's watermark generator
+         * (dataflow.h WATERMARKS), and whether its end (INT64_MAX) went out. */
+        bool event_time;
+        struct wrk_wm_gen wmgen;
+        bool wm_final_sent;
+        int64_t (*wall_ms)(void); /* processing time: clock_wall_ms or a test's clock */
+
         /* Network input (source == NULL). */
         struct wrk_gate *gate;
         uint32_t n_channels;
         struct wrk_aligner aligner;
         bool aligner_ready;
+        struct wrk_wm_valve valve; /* event time: the channels' combined watermark */
+        bool valve_ready;
         bool inputs_done;
         uint64_t net_in;    /* records taken from the gate */
 
@@ -160,6 +169,35 @@ int wrk_op_emit(struct wrk_op *op, const struct wrk_record *rec) {
         return next->vt->push(next, rec);
 }
 
+int wrk_op_emit_watermark(struct wrk_op *op, int64_t watermark) {
+        for (struct wrk_op *n = op->next; n; n = n->next)
+                if (n->vt->watermark)
+                        return n->vt->watermark(n, watermark);
+        return 0;
+}
+
+/* Hands a watermark to the chain's first operator that handles them. */
+static int chain_watermark(struct wrk_chain *c, int64_t watermark) {
+        if (c->n_ops == 0)
+                return 0;
+        struct wrk_op *head = c->ops[0];
+        if (head->vt->watermark)
+                return head->vt->watermark(head, watermark);
+        return wrk_op_emit_watermark(head, watermark);
+}
+
+/* A source pushes a record into its chain; with event time the watermark follows it
+ * when it advances. */
+static int source_push(struct wrk_chain *c, const struct wrk_record *rec) {
+        struct wrk_op *head = c->ops[0];
+        head->records_in++;
+        int r = head->vt->push(head, rec);
+        int64_t w;
+        if (r == 0 && c->event_time && wrk_wm_gen_event(&c->wmgen, rec->timestamp_ms, &w))
+                r = chain_watermark(c, w);
+        return r;
+}
+
 /* Writes all of buf to fd, retrying short writes and EINTR. */
 static int write_all(int fd, const char *buf, size_t len) {
         while (len > 0) {
@@ -229,6 +267,21 @@ uint64_t wrk_gen_word_index(int64_t seed, int64_t words, int64_t line_words, uin
          * at most 10^7, so every product is below 10^14). */
         wrk_u128 x = (wrk_u128)s + ((wrk_u128)(n % w) * l) % w + j % w;
         return (uint64_t)(x % w);
+}
+
+int64_t wrk_gen_timestamp(const struct job_generator_params *p, uint64_t n) {
+        uint64_t z = (uint64_t)p->seed + n + 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        uint64_t jitter = p->out_of_order_ms > 0 ? z % ((uint64_t)p->out_of_order_ms + 1) : 0;
+        /* saturates at INT64_MAX rather than wrap (n * step of an endless generator) */
+        uint64_t step = (uint64_t)p->event_time_step_ms;
+        uint64_t base = 1000000000000ull;
+        uint64_t span = step && n > ((uint64_t)INT64_MAX - base) / step
+                                ? (uint64_t)INT64_MAX - base
+                                : n * step;
+        return (int64_t)(base + span - (jitter < base ? jitter : 0));
 }
 
 int wrk_gen_format(const struct job_generator_params *p, uint64_t n, char *buf,
@@ -955,6 +1008,32 @@ bad:
                           a->step, (int)(rec->text_len > 40 ? 40 : rec->text_len), rec->text);
 }
 
+/* The new accumulator from the old one (acc, when present) and the record's input x. */
+static int agg_combine(struct op_agg *a, bool present, int64_t acc, int64_t x,
+                       const struct wrk_record *rec, const char *key, size_t key_len,
+                       int64_t *ret) {
+        int64_t v = acc;
+        if (!present)
+                v = x;
+        else if (a->kind == JOB_OP_REDUCE) {
+                struct flinc_udf_record in = {.text = rec->text, .text_len = rec->text_len,
+                                              .key = key, .key_len = key_len,
+                                              .value = rec->value,
+                                              .timestamp_ms = rec->timestamp_ms};
+                int r = a->reduce(acc, &in, &v);
+                if (r < 0)
+                        return chain_fail(a->op.chain, r, "%s: the reduce udf failed: %s",
+                                          a->step, strerror(-r));
+        } else if (a->kind == JOB_OP_COUNT || a->kind == JOB_OP_SUM)
+                v = (int64_t)((uint64_t)v + (uint64_t)x);
+        else if (a->kind == JOB_OP_MIN)
+                v = x < v ? x : v;
+        else
+                v = x > v ? x : v;
+        *ret = v;
+        return 0;
+}
+
 static int agg_push(struct wrk_op *op, const struct wrk_record *rec) {
         struct op_agg *a = (struct op_agg *)op;
         const char *key;
@@ -1002,25 +1081,10 @@ static int agg_push(struct wrk_op *op, const struct wrk_record *rec) {
                         sl->value = (int64_t)u;
                 }
         }
-        int64_t v = sl->value;
-        if (!sl->present)
-                v = x;
-        else if (a->kind == JOB_OP_REDUCE) {
-                struct flinc_udf_record in = {.text = rec->text, .text_len = rec->text_len,
-                                              .key = key, .key_len = key_len,
-                                              .value = rec->value,
-                                              .timestamp_ms = rec->timestamp_ms};
-                int64_t acc = v;
-                r = a->reduce(acc, &in, &v);
-                if (r < 0)
-                        return chain_fail(op->chain, r, "%s: the reduce udf failed: %s",
-                                          a->step, strerror(-r));
-        } else if (a->kind == JOB_OP_COUNT || a->kind == JOB_OP_SUM)
-                v = (int64_t)((uint64_t)v + (uint64_t)x);
-        else if (a->kind == JOB_OP_MIN)
-                v = x < v ? x : v;
-        else
-                v = x > v ? x : v;
+        int64_t v;
+        r = agg_combine(a, sl->present, sl->value, x, rec, key, key_len, &v);
+        if (r < 0)
+                return r;
         sl->value = v;
         sl->present = true;
         sl->dirty = true;
@@ -1190,6 +1254,25 @@ static int net_finish(struct wrk_op *op) {
         return 0;
 }
 
+/* A watermark goes to every consumer subtask of every output edge. */
+static int net_watermark(struct wrk_op *op, int64_t watermark) {
+        struct op_net *n = (struct op_net *)op;
+        for (size_t e = 0; e < n->n_edges; e++)
+                for (uint32_t i = 0; i < n->edges[e].n; i++) {
+                        struct net_target *t = &n->edges[e].t[i];
+                        int r = wrk_outbuf_add_watermark(t->buf, watermark, clock_mono_us());
+                        if (r == -ENOSPC) {
+                                if ((r = net_send(op, t)) < 0)
+                                        return r;
+                                r = wrk_outbuf_add_watermark(t->buf, watermark,
+                                                             clock_mono_us());
+                        }
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
 static void net_destroy(struct wrk_op *op) {
         struct op_net *n = (struct op_net *)op;
         for (size_t e = 0; n->edges && e < n->n_edges; e++) {
@@ -1207,7 +1290,7 @@ static int net_snapshot(struct wrk_op *op, uint64_t n, bool savepoint,
                         struct wrk_substate_op *so);
 static const struct wrk_op_vtable net_vt = {
         .name = "network", .push = net_push, .flush = net_flush, .finish = net_finish,
-        .destroy = net_destroy, .snapshot = net_snapshot,
+        .destroy = net_destroy, .snapshot = net_snapshot, .watermark = net_watermark,
 };
 
 /* Checkpoint hooks of the keyed aggregates. */
@@ -1254,6 +1337,449 @@ static void agg_abort(struct wrk_op *op, uint64_t n) {
         char err[256];
         if (a->b)
                 (void)sb_backend_abort(a->b, n, err, sizeof(err));
+}
+
+/* ------------------------------------------------------------------------------------
+ * Windows (keyed, after key_by): one accumulator per (key, window) in the keyed
+ * backend's value state "agg" with namespace = the window (start, end: i64 big-endian
+ * each), timers (window ends pending per key) in a min-heap rebuilt from the state at
+ * open, and a write-back table of the accumulators in front of RocksDB (as the keyed
+ * aggregates have). See ops.h WINDOWS. */
+
+/* Windows one record may belong to at most (sliding: ceil(size / slide)). */
+#define WIN_MAX_PER_RECORD 1000u
+#define WIN_NS_BYTES 16u
+/* The write-back table: a power of two; written back and emptied at half full. */
+#define WIN_TABLE_SLOTS 16384u
+
+/* One (key, window) accumulator in memory. */
+struct win_slot {
+        char *key;      /* NULL = free */
+        size_t key_len;
+        int64_t start;
+        int64_t end;
+        uint32_t hash;
+        int64_t value;
+        bool dirty;     /* newer than RocksDB */
+        bool in_db;     /* RocksDB holds a value for it */
+};
+
+struct win_timer {
+        int64_t end;
+        int64_t start;
+        char *key;
+        size_t key_len;
+};
+
+struct op_window {
+        struct op_agg agg; /* first: the keyed aggregates' backend, snapshot and restore */
+        bool event;
+        int64_t size_ms;
+        int64_t slide_ms;   /* 0: tumbling */
+        int64_t watermark;  /* event time: the current one; INT64_MIN = none yet */
+        struct win_timer *heap;
+        size_t n_timers;
+        size_t cap_timers;
+        uint64_t late_dropped; /* Flink's numLateRecordsDropped */
+        struct win_slot *slots; /* WIN_TABLE_SLOTS */
+        size_t used;
+        uint64_t db_entries;    /* (key, window) values in RocksDB: 0 = no read needed */
+};
+
+static void win_ns(unsigned char ns[WIN_NS_BYTES], int64_t start, int64_t end);
+
+static uint32_t win_hash(const char *key, size_t key_len, int64_t start) {
+        uint32_t h = (uint32_t)hash_java_bytes(key, key_len);
+        uint64_t x = (uint64_t)start * 0x9E3779B97F4A7C15ull;
+        return (h ^ (uint32_t)(x >> 32)) * 2654435761u;
+}
+
+/* The slot holding (key, start), or the free slot where it would go. */
+static size_t win_slot_find(const struct op_window *w, const char *key, size_t key_len,
+                            int64_t start, uint32_t h) {
+        size_t i = h & (WIN_TABLE_SLOTS - 1);
+        for (;;) {
+                const struct win_slot *sl = &w->slots[i];
+                if (!sl->key || (sl->hash == h && sl->start == start && sl->key_len == key_len &&
+                                 memcmp(sl->key, key, key_len) == 0))
+                        return i;
+                i = (i + 1) & (WIN_TABLE_SLOTS - 1);
+        }
+}
+
+/* Frees slot i and shifts the entries after it back (linear probing without
+ * tombstones). */
+static void win_slot_remove(struct op_window *w, size_t i) {
+        free(w->slots[i].key);
+        w->slots[i].key = NULL;
+        w->used--;
+        size_t j = i;
+        for (;;) {
+                j = (j + 1) & (WIN_TABLE_SLOTS - 1);
+                if (!w->slots[j].key)
+                        return;
+                size_t home = w->slots[j].hash & (WIN_TABLE_SLOTS - 1);
+                bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+                if (!stays) {
+                        w->slots[i] = w->slots[j];
+                        w->slots[j].key = NULL;
+                        i = j;
+                }
+        }
+}
+
+static void put_le64(unsigned char b[8], int64_t v) {
+        for (int j = 0; j < 8; j++)
+                b[j] = (unsigned char)((uint64_t)v >> (8 * j));
+}
+
+static int64_t get_le64(const unsigned char *v) {
+        uint64_t u = 0;
+        for (int j = 0; j < 8; j++)
+                u |= (uint64_t)v[j] << (8 * j);
+        return (int64_t)u;
+}
+
+/* Writes the dirty accumulators to RocksDB; evict: and empties the table. */
+static int win_writeback(struct op_window *w, bool evict) {
+        struct op_agg *a = &w->agg;
+        int r = 0;
+        for (size_t i = 0; w->slots && i < WIN_TABLE_SLOTS; i++) {
+                struct win_slot *sl = &w->slots[i];
+                if (!sl->key)
+                        continue;
+                if (sl->dirty && r == 0) {
+                        unsigned char ns[WIN_NS_BYTES], b[8];
+                        win_ns(ns, sl->start, sl->end);
+                        put_le64(b, sl->value);
+                        struct sb_key k = {.key = sl->key, .key_len = sl->key_len, .ns = ns,
+                                           .ns_len = sizeof(ns)};
+                        r = sb_value_put(a->st, &k, b, sizeof(b));
+                        if (r < 0) {
+                                chain_fail(a->op.chain, r, "%s: state write failed: %s",
+                                           a->step, sb_backend_last_error(a->b));
+                        } else {
+                                sl->dirty = false;
+                                if (!sl->in_db)
+                                        w->db_entries++;
+                                sl->in_db = true;
+                        }
+                }
+                if (evict) {
+                        free(sl->key);
+                        sl->key = NULL;
+                }
+        }
+        if (evict)
+                w->used = 0;
+        return r;
+}
+
+static void win_ns(unsigned char ns[WIN_NS_BYTES], int64_t start, int64_t end) {
+        for (int j = 0; j < 8; j++) {
+                ns[j] = (unsigned char)((uint64_t)start >> (56 - 8 * j));
+                ns[8 + j] = (unsigned char)((uint64_t)end >> (56 - 8 * j));
+        }
+}
+
+static int64_t win_be64(const unsigned char *p) {
+        uint64_t u = 0;
+        for (int j = 0; j < 8; j++)
+                u = u << 8 | p[j];
+        return (int64_t)u;
+}
+
+/* Timer order: end, then start, then key bytes: the firing order, deterministic. */
+static int win_timer_cmp(const struct win_timer *a, const struct win_timer *b) {
+        if (a->end != b->end)
+                return a->end < b->end ? -1 : 1;
+        if (a->start != b->start)
+                return a->start < b->start ? -1 : 1;
+        size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+        int c = memcmp(a->key, b->key, n);
+        if (c)
+                return c;
+        return a->key_len < b->key_len ? -1 : a->key_len > b->key_len;
+}
+
+static int win_timer_add(struct op_window *w, const char *key, size_t key_len, int64_t start,
+                         int64_t end) {
+        if (w->n_timers == w->cap_timers) {
+                size_t cap = w->cap_timers ? w->cap_timers * 2 : 64;
+                struct win_timer *h = realloc(w->heap, cap * sizeof(*h));
+                if (!h)
+                        return chain_fail(w->agg.op.chain, -ENOMEM, "out of memory");
+                w->heap = h;
+                w->cap_timers = cap;
+        }
+        char *k = malloc(key_len ? key_len : 1);
+        if (!k)
+                return chain_fail(w->agg.op.chain, -ENOMEM, "out of memory");
+        memcpy(k, key, key_len);
+        size_t i = w->n_timers++;
+        w->heap[i] = (struct win_timer){.end = end, .start = start, .key = k, .key_len = key_len};
+        while (i > 0) {
+                size_t parent = (i - 1) / 2;
+                if (win_timer_cmp(&w->heap[i], &w->heap[parent]) >= 0)
+                        break;
+                struct win_timer t = w->heap[i];
+                w->heap[i] = w->heap[parent];
+                w->heap[parent] = t;
+                i = parent;
+        }
+        return 0;
+}
+
+/* Removes the smallest timer into *ret (its key is the caller's to free). */
+static void win_timer_pop(struct op_window *w, struct win_timer *ret) {
+        *ret = w->heap[0];
+        w->heap[0] = w->heap[--w->n_timers];
+        size_t i = 0;
+        for (;;) {
+                size_t l = 2 * i + 1, r = l + 1, m = i;
+                if (l < w->n_timers && win_timer_cmp(&w->heap[l], &w->heap[m]) < 0)
+                        m = l;
+                if (r < w->n_timers && win_timer_cmp(&w->heap[r], &w->heap[m]) < 0)
+                        m = r;
+                if (m == i)
+                        break;
+                struct win_timer t = w->heap[i];
+                w->heap[i] = w->heap[m];
+                w->heap[m] = t;
+                i = m;
+        }
+}
+
+/* Fires every window whose end - 1 <= time (Flink's window.maxTimestamp() <= the
+ * watermark or the processing time): emits (key, aggregate) with timestamp end - 1 and
+ * purges the window's state, in timer order. */
+static int win_fire(struct op_window *w, int64_t time) {
+        struct op_agg *a = &w->agg;
+        while (w->n_timers > 0 && w->heap[0].end - 1 <= time) {
+                struct win_timer t;
+                win_timer_pop(w, &t);
+                unsigned char ns[WIN_NS_BYTES];
+                win_ns(ns, t.start, t.end);
+                struct sb_key k = {.key = t.key, .key_len = t.key_len, .ns = ns,
+                                   .ns_len = sizeof(ns)};
+                uint32_t h = win_hash(t.key, t.key_len, t.start);
+                size_t i = win_slot_find(w, t.key, t.key_len, t.start, h);
+                bool have = false, in_db = true;
+                int64_t value = 0;
+                int r = 0;
+                if (w->slots[i].key) {
+                        have = true;
+                        value = w->slots[i].value;
+                        in_db = w->slots[i].in_db;
+                        win_slot_remove(w, i);
+                } else {
+                        r = sb_value_get(a->st, &k, &a->buf);
+                        if (r < 0) {
+                                free(t.key);
+                                return chain_fail(a->op.chain, r, "%s: state read failed: %s",
+                                                  a->step, sb_backend_last_error(a->b));
+                        }
+                        have = r == 1 && a->buf.len == 8;
+                        if (have)
+                                value = get_le64(a->buf.data);
+                        r = 0;
+                }
+                if (have) {
+                        struct wrk_record out = {.kind = WRK_REC_PAIR, .text = t.key,
+                                                 .text_len = t.key_len, .key = t.key,
+                                                 .key_len = t.key_len, .value = value,
+                                                 .timestamp_ms = t.end - 1};
+                        r = wrk_op_emit(&a->op, &out);
+                }
+                if (r == 0 && have && in_db) {
+                        if ((r = sb_state_clear(a->st, &k)) < 0)
+                                chain_fail(a->op.chain, r, "%s: state write failed: %s",
+                                           a->step, sb_backend_last_error(a->b));
+                        else if (w->db_entries > 0)
+                                w->db_entries--;
+                }
+                free(t.key);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Rebuilds the timers from the state (after a restore: one per (key, window) held). */
+static int win_rebuild_entry(void *arg, const struct sb_entry *e) {
+        struct op_window *w = arg;
+        if (e->ns_len != WIN_NS_BYTES)
+                return chain_fail(w->agg.op.chain, -EBADMSG, "%s: restored window state has a "
+                                  "namespace of %zu bytes, expected %u", w->agg.step, e->ns_len,
+                                  WIN_NS_BYTES);
+        const unsigned char *ns = e->ns;
+        w->db_entries++;
+        return win_timer_add(w, e->key, e->key_len, win_be64(ns), win_be64(ns + 8));
+}
+
+static int win_open(struct wrk_op *op) {
+        struct op_window *w = (struct op_window *)op;
+        int r = agg_open(op);
+        if (r < 0)
+                return r;
+        w->slots = calloc(WIN_TABLE_SLOTS, sizeof(*w->slots));
+        if (!w->slots)
+                return chain_fail(op->chain, -ENOMEM, "out of memory");
+        r = sb_state_scan(w->agg.st, win_rebuild_entry, w);
+        if (r < 0 && !w->agg.op.chain->error[0])
+                chain_fail(op->chain, r, "%s: reading the restored windows failed: %s",
+                           w->agg.step, sb_backend_last_error(w->agg.b));
+        return r < 0 ? r : 0;
+}
+
+static int win_push(struct wrk_op *op, const struct wrk_record *rec) {
+        struct op_window *w = (struct op_window *)op;
+        struct op_agg *a = &w->agg;
+        struct wrk_chain *c = op->chain;
+        int64_t ts;
+        if (w->event) {
+                ts = rec->timestamp_ms;
+                if (ts == 0)
+                        return chain_fail(c, -EINVAL, "%s: a record has no event time (give "
+                                          "the file source `timestamps: leading`)", a->step);
+        } else {
+                ts = c->wall_ms();
+        }
+        const char *key;
+        size_t key_len;
+        wrk_record_key(rec, &key, &key_len);
+        int64_t x;
+        int r = agg_input(a, rec, &x);
+        if (r < 0)
+                return r;
+        int64_t starts[WIN_MAX_PER_RECORD];
+        size_t n = wrk_window_assign(ts, w->size_ms, w->slide_ms, starts, WIN_MAX_PER_RECORD);
+        bool assigned = false;
+        for (size_t i = 0; i < n; i++) {
+                int64_t start = starts[i];
+                int64_t end = start > INT64_MAX - w->size_ms ? INT64_MAX : start + w->size_ms;
+                if (w->event && end - 1 <= w->watermark)
+                        continue; /* fired already: late for this window */
+                assigned = true;
+                uint32_t h = win_hash(key, key_len, start);
+                size_t si = win_slot_find(w, key, key_len, start, h);
+                struct win_slot *sl = &w->slots[si];
+                bool present = sl->key != NULL;
+                if (!present) {
+                        if (w->used >= WIN_TABLE_SLOTS / 2) {
+                                if ((r = win_writeback(w, true)) < 0)
+                                        return r;
+                                si = win_slot_find(w, key, key_len, start, h);
+                                sl = &w->slots[si];
+                        }
+                        /* RocksDB: only when it holds windows (after a write-back or a
+                         * restore) */
+                        bool in_db = false;
+                        int64_t acc = 0;
+                        if (w->db_entries > 0) {
+                                unsigned char ns[WIN_NS_BYTES];
+                                win_ns(ns, start, end);
+                                struct sb_key k = {.key = key, .key_len = key_len, .ns = ns,
+                                                   .ns_len = sizeof(ns)};
+                                r = sb_value_get(a->st, &k, &a->buf);
+                                if (r < 0)
+                                        return chain_fail(c, r, "%s: state read failed: %s",
+                                                          a->step, sb_backend_last_error(a->b));
+                                in_db = r == 1 && a->buf.len == 8;
+                                if (in_db)
+                                        acc = get_le64(a->buf.data);
+                        }
+                        char *copy = malloc(key_len ? key_len : 1);
+                        if (!copy)
+                                return chain_fail(c, -ENOMEM, "out of memory");
+                        memcpy(copy, key, key_len);
+                        *sl = (struct win_slot){.key = copy, .key_len = key_len, .start = start,
+                                                .end = end, .hash = h, .value = acc,
+                                                .in_db = in_db};
+                        w->used++;
+                        present = in_db;
+                        /* a new (key, window): its timer */
+                        if (!in_db && (r = win_timer_add(w, key, key_len, start, end)) < 0)
+                                return r;
+                }
+                int64_t v;
+                if ((r = agg_combine(a, present, sl->value, x, rec, key, key_len, &v)) < 0)
+                        return r;
+                sl->value = v;
+                sl->dirty = true;
+        }
+        if (n > 0 && !assigned)
+                w->late_dropped++;
+        return 0;
+}
+
+static int win_watermark(struct wrk_op *op, int64_t watermark) {
+        struct op_window *w = (struct op_window *)op;
+        if (!w->event)
+                return wrk_op_emit_watermark(op, watermark);
+        if (watermark <= w->watermark)
+                return 0;
+        w->watermark = watermark;
+        int r = win_fire(w, watermark);
+        if (r < 0)
+                return r;
+        return wrk_op_emit_watermark(op, watermark);
+}
+
+/* Processing time: the windows whose end passed fire at the end of every step (a step
+ * of a chain reading from its gate waits at most 50 ms for input). */
+static int win_flush(struct wrk_op *op) {
+        struct op_window *w = (struct op_window *)op;
+        return w->event ? 0 : win_fire(w, op->chain->wall_ms());
+}
+
+/* End of input: every window left fires (event time: the watermark INT64_MAX did that
+ * already; processing time: unlike Flink, which drops them, so that a bounded job
+ * emits all its windows). */
+static int win_finish(struct wrk_op *op) {
+        struct op_window *w = (struct op_window *)op;
+        int r = win_fire(w, INT64_MAX);
+        if (r < 0)
+                return r;
+        return agg_finish(op);
+}
+
+/* Checkpoint: the table's dirty accumulators go to RocksDB first (they stay in the
+ * table, clean), then the keyed snapshot. */
+static int win_snapshot(struct wrk_op *op, uint64_t n, bool savepoint,
+                        struct wrk_substate_op *so) {
+        int r = win_writeback((struct op_window *)op, false);
+        if (r < 0)
+                return r;
+        return agg_snapshot(op, n, savepoint, so);
+}
+
+static void win_destroy(struct wrk_op *op) {
+        struct op_window *w = (struct op_window *)op;
+        for (size_t i = 0; i < w->n_timers; i++)
+                free(w->heap[i].key);
+        free(w->heap);
+        if (w->slots) {
+                for (size_t i = 0; i < WIN_TABLE_SLOTS; i++)
+                        free(w->slots[i].key);
+                free(w->slots);
+        }
+        agg_destroy(op);
+}
+
+static const struct wrk_op_vtable window_vt = {
+        .name = "window", .open = win_open, .push = win_push, .flush = win_flush,
+        .finish = win_finish, .destroy = win_destroy, .snapshot = win_snapshot,
+        .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
+        .watermark = win_watermark,
+};
+
+uint64_t wrk_chain_late_records_dropped(const struct wrk_chain *c) {
+        uint64_t n = 0;
+        for (size_t i = 0; i < c->n_ops; i++)
+                if (c->ops[i]->vt == &window_vt)
+                        n += ((const struct op_window *)c->ops[i])->late_dropped;
+        return n;
 }
 
 /* ------------------------------------------------------------------------------------
@@ -1490,6 +2016,7 @@ static bool kind_supported(enum job_op_kind k) {
         case JOB_OP_SUM:
         case JOB_OP_MIN:
         case JOB_OP_MAX:
+        case JOB_OP_WINDOW:
         case JOB_OP_PRINT_SINK:
         case JOB_OP_DISCARD_SINK:
         case JOB_OP_FILE_SINK:
@@ -1512,6 +2039,13 @@ int wrk_chain_check(const struct job_graph *g, uint32_t chain, char *err, size_t
                         return set_err(err, err_len, -EOPNOTSUPP,
                                        "operator '%s' (step '%s') is not supported by this "
                                        "worker yet", job_op_kind_name(v->kind), v->id);
+                const struct job_window_params *wp = &v->params.window;
+                if (v->kind == JOB_OP_WINDOW && wp->type == JOB_WINDOW_SLIDING &&
+                    wp->slide_ms > 0 &&
+                    (wp->size_ms + wp->slide_ms - 1) / wp->slide_ms > WIN_MAX_PER_RECORD)
+                        return set_err(err, err_len, -EINVAL, "step '%s': size / slide puts "
+                                       "a record into more than %u windows", v->id,
+                                       WIN_MAX_PER_RECORD);
         }
         const struct job_vertex *head = &g->vertices[g->chain_vertices[ch->first]];
         if (job_op_kind_category(head->kind) != JOB_CAT_SOURCE && head->kind != JOB_OP_UNION &&
@@ -1630,6 +2164,42 @@ static int op_create(struct wrk_chain *c, const struct job_vertex *v, uint32_t v
                 op = &a->op;
                 break;
         }
+        case JOB_OP_WINDOW: {
+                const struct job_window_params *wp = &v->params.window;
+                struct op_window *w = calloc(1, sizeof(*w));
+                if (!w)
+                        return -ENOMEM;
+                struct op_agg *a = &w->agg;
+                if (wp->aggregate == JOB_AGG_REDUCE) {
+                        void *f = NULL;
+                        int r = udf_resolve(c, v, wp->udf, &f, err, err_len);
+                        if (r < 0) {
+                                free(w);
+                                return r;
+                        }
+                        a->reduce = (flinc_udf_reduce_fn)(uintptr_t)f;
+                }
+                a->kind = wp->aggregate == JOB_AGG_COUNT ? JOB_OP_COUNT
+                          : wp->aggregate == JOB_AGG_SUM ? JOB_OP_SUM
+                          : wp->aggregate == JOB_AGG_MIN ? JOB_OP_MIN
+                          : wp->aggregate == JOB_AGG_MAX ? JOB_OP_MAX : JOB_OP_REDUCE;
+                a->field = wp->aggregate == JOB_AGG_COUNT ? JOB_FIELD_VALUE : wp->field;
+                a->step = v->id;
+                int n = snprintf(a->dir, sizeof(a->dir), "%s/%s-%" PRIu32 "-%" PRIu32 "-%" PRIu32,
+                                 c->state_dir, c->job, c->attempt, vi, c->subtask);
+                if (n < 0 || (size_t)n >= sizeof(a->dir)) {
+                        free(w);
+                        return set_err(err, err_len, -ENAMETOOLONG, "step '%s': state "
+                                       "directory name too long", v->id);
+                }
+                w->event = wp->time == JOB_TIME_EVENT;
+                w->size_ms = wp->size_ms;
+                w->slide_ms = wp->type == JOB_WINDOW_SLIDING ? wp->slide_ms : 0;
+                w->watermark = INT64_MIN;
+                a->op.vt = &window_vt;
+                op = &a->op;
+                break;
+        }
         case JOB_OP_DISCARD_SINK: {
                 struct op_discard *d = calloc(1, sizeof(*d));
                 if (!d)
@@ -1733,6 +2303,19 @@ int wrk_chain_create(const struct job_graph *g, uint32_t chain,
                 snprintf(c->state_dir, sizeof(c->state_dir), "%s/flinc-state-%ld",
                          tmp && tmp[0] ? tmp : "/tmp", (long)getpid());
         }
+        c->wall_ms = ctx->wall_clock_ms ? ctx->wall_clock_ms : clock_wall_ms;
+        /* Event time: the job has an event-time window; its sources take the largest
+         * out_of_orderness of those windows (ops.h WINDOWS). */
+        int64_t ooo = 0;
+        for (size_t i = 0; i < g->n_vertices; i++) {
+                const struct job_vertex *v = &g->vertices[i];
+                if (v->kind == JOB_OP_WINDOW && v->params.window.time == JOB_TIME_EVENT) {
+                        c->event_time = true;
+                        if (v->params.window.out_of_orderness_ms > ooo)
+                                ooo = v->params.window.out_of_orderness_ms;
+                }
+        }
+        wrk_wm_gen_init(&c->wmgen, ooo);
         const struct job_vertex *head = &g->vertices[g->chain_vertices[ch->first]];
         uint32_t first_op = 1;
         size_t dlen;
@@ -1772,6 +2355,10 @@ int wrk_chain_create(const struct job_graph *g, uint32_t chain,
                         goto fail;
                 }
                 c->aligner_ready = true;
+                r = wrk_wm_valve_init(&c->valve, c->n_channels);
+                if (r < 0)
+                        goto fail;
+                c->valve_ready = true;
                 r = wrk_gate_get(c->job, c->attempt, chain, c->subtask, &c->gate);
                 if (r < 0)
                         goto fail;
@@ -1949,6 +2536,11 @@ static int chain_step_input(struct wrk_chain *c, uint64_t max, uint64_t *ret_emi
                                 r = head->vt->push(head, &e.rec);
                                 if (r < 0)
                                         break;
+                        } else if (e.type == WRK_ENTRY_WATERMARK) {
+                                int64_t w;
+                                if (wrk_wm_valve_input(&c->valve, channel, e.watermark, &w) &&
+                                    (r = chain_watermark(c, w)) < 0)
+                                        break;
                         } else if (e.type == WRK_ENTRY_BARRIER) {
                                 enum wrk_align_event ev = wrk_aligner_barrier(
                                         &c->aligner, channel, e.checkpoint_id, clock_mono_us(),
@@ -1970,6 +2562,10 @@ static int chain_step_input(struct wrk_chain *c, uint64_t max, uint64_t *ret_emi
                                         if (r < 0)
                                                 break;
                                 }
+                                int64_t w;
+                                if (c->event_time && wrk_wm_valve_end(&c->valve, channel, &w) &&
+                                    (r = chain_watermark(c, w)) < 0)
+                                        break;
                                 if (wrk_aligner_all_ended(&c->aligner))
                                         c->inputs_done = true;
                         }
@@ -2076,10 +2672,37 @@ static int file_source_seek(struct wrk_chain *c, struct wrk_file_split *s) {
 }
 
 /* Emits up to max lines. 1 when every split is done. */
+/* timestamps: leading: the line's leading decimal epoch ms (1..2^63-1) and the spaces
+ * or tabs after it are cut from the text and become the record's timestamp. */
+static int leading_timestamp(struct wrk_chain *c, struct wrk_record *rec, uint64_t offset) {
+        const char *t = rec->text;
+        size_t n = rec->text_len, i = 0;
+        uint64_t v = 0;
+        while (i < n && t[i] >= '0' && t[i] <= '9') {
+                unsigned d = (unsigned)(t[i] - '0');
+                if (v > ((uint64_t)INT64_MAX - d) / 10)
+                        goto bad;
+                v = v * 10 + d;
+                i++;
+        }
+        if (i == 0 || v == 0 || (i < n && t[i] != ' ' && t[i] != '\t'))
+                goto bad;
+        while (i < n && (t[i] == ' ' || t[i] == '\t'))
+                i++;
+        rec->timestamp_ms = (int64_t)v;
+        rec->text += i;
+        rec->text_len -= i;
+        return 0;
+bad:
+        return chain_fail(c, -EINVAL, "file source: %s: the line at byte %" PRIu64 " does not "
+                          "start with a timestamp (timestamps: leading wants epoch "
+                          "milliseconds 1..2^63-1, then spaces or tabs): '%.*s'", c->src_path,
+                          offset, (int)(n > 40 ? 40 : n), t);
+}
+
 static int file_source_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
         uint64_t emitted = 0;
         int r = 0;
-        struct wrk_op *head = c->ops[0];
         while (emitted < max && c->cur_split < c->n_splits) {
                 struct wrk_file_split *s = &c->splits[c->cur_split];
                 if (!c->split_positioned) {
@@ -2120,10 +2743,12 @@ static int file_source_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emi
                 }
                 struct wrk_record rec = {.kind = WRK_REC_TEXT, .text = c->line, .text_len = len,
                                          .value = 1, .seq = start};
+                if (c->source->params.file_source.timestamps == JOB_TS_LEADING &&
+                    (r = leading_timestamp(c, &rec, start)) < 0)
+                        break;
                 c->gen_k++;
                 emitted++;
-                head->records_in++;
-                r = head->vt->push(head, &rec);
+                r = source_push(c, &rec);
                 if (r < 0)
                         break;
         }
@@ -2178,7 +2803,6 @@ static int socket_source_open(struct wrk_chain *c) {
 static int socket_source_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
         uint64_t emitted = 0;
         int r = 0;
-        struct wrk_op *head = c->ops[0];
         bool eof = false;
         struct pollfd pfd = {.fd = c->sock, .events = POLLIN};
         if (poll(&pfd, 1, 50) > 0) {
@@ -2201,12 +2825,12 @@ static int socket_source_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_e
                 if (len && c->text[start + len - 1] == '\r')
                         len--;
                 struct wrk_record rec = {.kind = WRK_REC_TEXT, .text = c->text + start,
-                                         .text_len = len, .value = 1, .seq = c->gen_k};
+                                         .text_len = len, .value = 1, .seq = c->gen_k,
+                                         .timestamp_ms = clock_wall_ms()};
                 c->gen_k++;
                 emitted++;
-                head->records_in++;
                 start = i + 1;
-                r = head->vt->push(head, &rec);
+                r = source_push(c, &rec);
                 if (r < 0)
                         break;
         }
@@ -2214,12 +2838,12 @@ static int socket_source_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_e
         c->sock_used -= start;
         if (eof && c->sock_used > 0 && r == 0) {
                 struct wrk_record rec = {.kind = WRK_REC_TEXT, .text = c->text,
-                                         .text_len = c->sock_used, .value = 1, .seq = c->gen_k};
+                                         .text_len = c->sock_used, .value = 1, .seq = c->gen_k,
+                                         .timestamp_ms = clock_wall_ms()};
                 c->gen_k++;
                 emitted++;
-                head->records_in++;
                 c->sock_used = 0;
-                r = head->vt->push(head, &rec);
+                r = source_push(c, &rec);
         }
         if (ret_emitted)
                 *ret_emitted = emitted;
@@ -2231,7 +2855,7 @@ static int socket_source_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_e
         return eof ? 1 : 0;
 }
 
-int wrk_chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
+static int chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
         uint64_t emitted = 0;
         int r = 0;
         if (c->up_started) {
@@ -2254,7 +2878,6 @@ int wrk_chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
         if (c->source->kind == JOB_OP_SOCKET)
                 return socket_source_step(c, max, ret_emitted);
         const struct job_generator_params *gp = &c->source->params.generator;
-        struct wrk_op *head = c->ops[0];
         size_t gi;
         while (emitted < max && wrk_gen_pick(c->gen, c->n_gen, c->gen_end, &gi)) {
                 uint64_t n = c->gen[gi].next;
@@ -2267,11 +2890,13 @@ int wrk_chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
                         break;
                 }
                 struct wrk_record rec = {.kind = WRK_REC_TEXT, .text = c->text, .text_len = len,
-                                         .value = 1, .seq = n};
+                                         .value = 1, .seq = n,
+                                         .timestamp_ms = gp->event_time_step_ms > 0
+                                                                 ? wrk_gen_timestamp(gp, n)
+                                                                 : clock_wall_ms()};
                 c->gen_k++;
                 emitted++;
-                head->records_in++;
-                r = head->vt->push(head, &rec);
+                r = source_push(c, &rec);
                 if (r < 0)
                         break;
         }
@@ -2283,6 +2908,21 @@ int wrk_chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
         if (r < 0)
                 return r;
         return wrk_gen_pick(c->gen, c->n_gen, c->gen_end, &gi) ? 0 : 1;
+}
+
+int wrk_chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
+        int r = chain_step(c, max, ret_emitted);
+        /* an exhausted source ends event time: watermark INT64_MAX fires every window
+         * downstream before the final checkpoint and the end markers */
+        if (r == 1 && c->source && c->event_time && !c->wm_final_sent) {
+                c->wm_final_sent = true;
+                int k = chain_watermark(c, INT64_MAX);
+                if (k == 0)
+                        k = chain_flush(c);
+                if (k < 0)
+                        return k;
+        }
+        return r;
 }
 
 /* ------------------------------------------------------------------------------------
@@ -2550,6 +3190,18 @@ static int chain_snapshot(struct wrk_chain *c, uint64_t n, bool savepoint,
 int wrk_chain_trigger(struct wrk_chain *c, uint64_t checkpoint_id, bool savepoint) {
         if (!c->source || !c->opened || checkpoint_id <= c->last_snapshot)
                 return 0;
+        if (c->final_mode && c->final_snapshot) {
+                /* Past its end the source has its final checkpoint: a newer barrier would
+                 * reach the consumers, which then wait for that checkpoint to complete,
+                 * while this source finishes as soon as the final one completes and never
+                 * acks the newer one: the job would hang. Declined (it does not fail the
+                 * job). */
+                char why[96];
+                snprintf(why, sizeof(why), "the source's input ended; its final checkpoint "
+                         "is %" PRIu64, c->final_snapshot);
+                chain_decline(c, checkpoint_id, why);
+                return 0;
+        }
         int r = chain_snapshot(c, checkpoint_id, savepoint, 0);
         if (r == 0 && c->final_mode && !c->final_snapshot)
                 c->final_snapshot = checkpoint_id;
@@ -2649,6 +3301,8 @@ void wrk_chain_destroy(struct wrk_chain *c) {
         }
         if (c->aligner_ready)
                 wrk_aligner_finish(&c->aligner);
+        if (c->valve_ready)
+                wrk_wm_valve_finish(&c->valve);
         free(c->gen);
         free(c->splits);
         free(c->line);

@@ -1,9 +1,10 @@
 /* The operators a worker task runs: records, the push interface that chains them, and
  * the built-ins this worker has (sources generator, file, socket; tokenize, key_by,
- * union, map / flat_map / filter / reduce UDFs (udf.h); keyed count, sum, min, max; the
- * print, discard and file sinks), their checkpoints and restore, plus the pure
- * arithmetic behind them (generator sequence split, rate limiter, part file names) that
- * tests/unit/test_worker_ops.c and test_worker_dataflow.c check. Windows are not done.
+ * union, map / flat_map / filter / reduce UDFs (udf.h); keyed count, sum, min, max;
+ * tumbling and sliding windows in processing or event time; the print, discard and file
+ * sinks), their checkpoints and restore, plus the pure arithmetic behind them (generator
+ * sequence split, rate limiter, part file names, watermarks, window assignment) that
+ * tests/unit/test_worker_ops.c and test_worker_dataflow.c check.
  *
  * A chain is one job_graph chain (DESIGN.md "Jobs": operators joined by forward edges of
  * equal parallelism) built for one subtask: a source at the head, then operators that
@@ -66,6 +67,53 @@
  *   Output: a PAIR record (text = the key, value = the aggregate); the file sink writes
  *   it as the line "<key> <value>", the print sink as "(key,value)" (Flink's tuple).
  *
+ * WINDOWS (the `window` step, keyed: after key_by; Flink's WindowOperator with an
+ * AggregateFunction, allowed lateness 0)
+ *   Assignment as Flink's TimeWindow.getWindowStartWithOffset (offset 0): tumbling:
+ *   [t - t mod size, + size); sliding: the windows [s, s + size) with s = t - t mod
+ *   slide, s - slide, ... while s > t - size (at most 1000 per record: a step whose
+ *   size / slide is more fails at deploy). t is the record's timestamp_ms (event time;
+ *   a record without one, 0, fails the task: give the file source `timestamps:
+ *   leading`) or the wall clock at the window operator (processing time; ctx
+ *   wall_clock_ms).
+ *   State: the keyed backend's value state "agg" holds one int64 accumulator per (key,
+ *   window), namespace = the window (start | end, i64 big-endian each), combined as the
+ *   keyed count / sum / min / max / reduce do; it is snapshotted at the barrier and
+ *   restored (rescaled by key groups) like theirs. Timers (one per (key, window) in
+ *   the state) live in a min-heap in memory, rebuilt from the state at open. As the
+ *   keyed aggregates, a window subtask keeps a write-back table of at most 8192 (key,
+ *   window) accumulators in memory: written to RocksDB (and emptied) when half of its
+ *   16384 slots are used, written back (and kept) at a checkpoint barrier; RocksDB is
+ *   read only while it holds windows (after a write-back or a restore), and a window
+ *   that fires from the table costs no RocksDB call. Measured (1 M timestamped lines,
+ *   1000 keys, file source p 1 -> key_by -> window p 2 -> discard, one worker):
+ *   tumbling 1 s 2.1 M records/s, sliding 1 s / 250 ms 1.3 M records/s end to end
+ *   (the keyed count: 5.1 M records/s); without the table 0.03 M records/s.
+ *   Firing: a window fires when the watermark reaches its max timestamp (event time:
+ *   watermark >= end - 1) or the wall clock does (processing time, checked at the end
+ *   of every step: at most ~50 ms late); it emits one PAIR (text = key = the key, value
+ *   = the aggregate, timestamp_ms = end - 1, Flink's window result timestamp), in the
+ *   order (end, start, key bytes), then its state is cleared. The watermark goes on
+ *   downstream after the windows it fired. End of input fires every window left: event
+ *   time through the sources' watermark INT64_MAX (before the final checkpoint, so the
+ *   results are in it), processing time at finish (Flink drops pending
+ *   processing-time windows at the end of a bounded input; flinc fires them so a
+ *   bounded job emits all its windows).
+ *   Late records (event time): a record all of whose windows have fired already
+ *   (end - 1 <= the current watermark) is dropped and counted in
+ *   numLateRecordsDropped (wrk_chain_late_records_dropped; the task reports it, the
+ *   REST API serves it as Flink's vertex metric). A record that still has one open
+ *   window (sliding) goes into the open ones only. As in Flink, the watermark is not
+ *   part of a checkpoint: after a restore the sources start a new one, so a replayed
+ *   record that was late before the failure may go into a window that fired before the
+ *   checkpoint, which then fires again (with only such records).
+ *   Output lines: the file sink writes a window's result as any PAIR, "<key> <value>",
+ *   the print sink "(key,value)"; the window bounds are not written (the timestamp
+ *   end - 1 travels with the record). Watermarks: dataflow.h WATERMARKS; every source of
+ *   a job with an event-time window generates them, with the largest out_of_orderness
+ *   of the job's event-time windows, from the timestamps the source sets (a UDF that
+ *   changes timestamp_ms changes the windows a record goes to, not the watermarks).
+ *
  * GENERATOR (deterministic and replayable; parameters of jobgraph.h)
  *   The job's records are numbered n = 0, 1, 2, ... (bounded: n < count). Subtask i of
  *   p emits n = i, i + p, i + 2p, ... in that order, so the subtasks together emit every
@@ -74,9 +122,12 @@
  *       "w" + decimal((seed + n * line_words + j) mod words)
  *   so with line_words 1 record n is the word "w<(seed + n) mod words>", and a job of
  *   count = k * words * line_words records holds each of the words w0..w<words-1>
- *   exactly k * line_words times. rate (records per second for the whole job) is split
- *   evenly: each subtask is paced at rate / p records per second (a fraction is fine),
- *   with a burst of at most 10 ms worth (at least one record) after a stall.
+ *   exactly k * line_words times. Its records' timestamp_ms is the wall clock at
+ *   emission (the socket source's too), or with event_time_step the deterministic
+ *   wrk_gen_timestamp(n), out of order by up to out_of_order. rate (records per second
+ *   for the whole job) is split evenly: each subtask is paced at rate / p records per
+ *   second (a fraction is fine), with a burst of at most 10 ms worth (at least one
+ *   record) after a stall.
  *
  * SINKS
  *   print    each record as one line on stdout (target stderr: stderr); with parallelism
@@ -97,7 +148,10 @@
  *
  * SOURCES (besides the generator below)
  *   file     lines of a file split across subtasks by byte ranges aligned to line starts,
- *            replayable by offset (dataflow.h FILE SOURCE SPLITS); bounded.
+ *            replayable by offset (dataflow.h FILE SOURCE SPLITS); bounded. With
+ *            `timestamps: leading` (jobgraph.h) each line's leading epoch ms become the
+ *            record's timestamp_ms and are cut from its text; a line without them fails
+ *            the task naming the file and the line's byte offset.
  *   socket   text lines from host:port (parallelism 1); ends when the server closes the
  *            connection. NOT replayable: it keeps no position, so after a restore it
  *            reads what the server sends next (its records are at-most-once).
@@ -180,6 +234,9 @@ struct wrk_op_vtable {
         struct sb_snapshot *(*detach)(struct wrk_op *op);
         int (*complete)(struct wrk_op *op, uint64_t n);
         void (*abort)(struct wrk_op *op, uint64_t n);
+        /* Event time: the watermark advanced to this (ms; INT64_MAX = end of event
+         * time). NULL: passed on to the next operator that handles them. */
+        int (*watermark)(struct wrk_op *op, int64_t watermark);
 };
 
 struct wrk_op {
@@ -193,6 +250,8 @@ struct wrk_op {
 
 /* Hands rec to the next operator. */
 int wrk_op_emit(struct wrk_op *op, const struct wrk_record *rec);
+/* Hands a watermark to the next operator downstream that handles them (0 if none). */
+int wrk_op_emit_watermark(struct wrk_op *op, int64_t watermark);
 
 /* ---- chains ---- */
 
@@ -261,6 +320,9 @@ struct wrk_chain_ctx {
          * interval decides the file sink (exactly-once when > 0), the mode alignment. */
         int64_t default_checkpoint_interval_ms;
         bool default_at_least_once;
+        /* Processing time of windows: wall-clock ms since the epoch. NULL =
+         * clock_wall_ms; tests pass their own clock. */
+        int64_t (*wall_clock_ms)(void);
 };
 
 /* Whether this worker can run chain `chain` of g: a source at its head, a sink at its
@@ -322,6 +384,9 @@ int wrk_chain_finish(struct wrk_chain *c);
 void wrk_chain_rate(const struct wrk_chain *c, uint64_t *ret_rate_per_s,
                     uint32_t *ret_share);
 
+/* Records the chain's event-time windows dropped as late (Flink's numLateRecordsDropped). */
+uint64_t wrk_chain_late_records_dropped(const struct wrk_chain *c);
+
 /* Records the head consumed (for a source: emitted) and the tail emitted (a sink: wrote). */
 uint64_t wrk_chain_records_in(const struct wrk_chain *c);
 uint64_t wrk_chain_records_out(const struct wrk_chain *c);
@@ -346,6 +411,10 @@ uint64_t wrk_gen_seq(uint64_t k, uint32_t subtask, uint32_t parallelism);
 /* The vocabulary index of word j of record n. */
 uint64_t wrk_gen_word_index(int64_t seed, int64_t words, int64_t line_words, uint64_t n,
                             uint64_t j);
+
+/* The event time of record n with event_time_step > 0 (jobgraph.h): 10^12 + n * step -
+ * jitter, jitter = splitmix64(seed + n) mod (out_of_order + 1). */
+int64_t wrk_gen_timestamp(const struct job_generator_params *p, uint64_t n);
 
 /* Writes the text of record n (no NUL needed, but one is written when it fits) into
  * buf. 0 and *ret_len, or -ENOSPC when buf is too small. */

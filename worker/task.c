@@ -43,6 +43,7 @@ struct wrk_task {
 
         _Atomic uint64_t records_in;
         _Atomic uint64_t records_out;
+        _Atomic uint64_t late_dropped;
 
         /* Checkpoints, under mu: events in, results out. */
         struct ckpt_ev events[WRK_TASK_MAX_CKPT_EVENTS];
@@ -177,7 +178,8 @@ void wrk_graph_unref(struct wrk_graph *wg) {
 static void push_change_locked(struct wrk_task *t) {
         struct wrk_task_change ch = {.state = t->state,
                                      .records_in = atomic_load(&t->records_in),
-                                     .records_out = atomic_load(&t->records_out)};
+                                     .records_out = atomic_load(&t->records_out),
+                                     .late_records_dropped = atomic_load(&t->late_dropped)};
         if (t->state == WRK_TASK_FAILED)
                 snprintf(ch.error, sizeof(ch.error), "%s", t->error);
         if (t->n_changes == WRK_TASK_MAX_CHANGES)
@@ -207,6 +209,7 @@ static bool set_state(struct wrk_task *t, enum wrk_task_state s, const char *err
 static void publish_counters(struct wrk_task *t) {
         atomic_store(&t->records_in, wrk_chain_records_in(t->chain));
         atomic_store(&t->records_out, wrk_chain_records_out(t->chain));
+        atomic_store(&t->late_dropped, wrk_chain_late_records_dropped(t->chain));
 }
 
 /* Waits on the task's condition variable until the monotonic time deadline_us or a
@@ -339,6 +342,7 @@ int wrk_task_create(const struct wrk_task_id *id, struct wrk_graph *graph,
         atomic_init(&t->cancel, false);
         atomic_init(&t->records_in, 0);
         atomic_init(&t->records_out, 0);
+        atomic_init(&t->late_dropped, 0);
         if (t->opts.job_checkpoint_dir)
                 snprintf(t->job_dir, sizeof(t->job_dir), "%s", t->opts.job_checkpoint_dir);
         if (t->opts.restore_dir)
@@ -467,6 +471,7 @@ void wrk_task_report(struct wrk_task *t, struct wrk_task_change *ret) {
         pthread_mutex_unlock(&t->mu);
         ret->records_in = atomic_load(&t->records_in);
         ret->records_out = atomic_load(&t->records_out);
+        ret->late_records_dropped = atomic_load(&t->late_dropped);
 }
 
 enum wrk_task_state wrk_task_state(struct wrk_task *t) {

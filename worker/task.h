@@ -75,6 +75,7 @@ struct wrk_task_change {
         enum wrk_task_state state;
         uint64_t records_in;
         uint64_t records_out;
+        uint64_t late_records_dropped; /* event-time windows (numLateRecordsDropped) */
         char error[WRK_TASK_ERROR_BYTES]; /* FAILED: why; else "" */
 };
 

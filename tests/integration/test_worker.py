@@ -489,17 +489,18 @@ def test_stale_epoch_rejected(procs, tmp_dir, peer):
 
 
 def test_deploy_refusals(procs, tmp_dir, peer):
-    """uses_peer: unsupported operators are named, a busy slot is refused, bad fields and a
+    """uses_peer: a step the worker cannot run is named, a busy slot is refused, bad fields and a
     damaged graph are errors, and the worker keeps serving."""
     w = start_worker(procs, none_conf(tmp_dir, peer.port))
     conn = peer.registered()
     windowed = job_graph(JOB_B, [{"generator": {"count": 10}}, "tokenize",
                                  {"key_by": {"field": "word"}},
-                                 {"window": {"type": "tumbling", "size": 1000}},
+                                 {"window": {"type": "sliding", "size": 100000, "slide": 10}},
                                  {"sink": {"type": "discard"}}])
     assert_refused(deploy(conn, JOB_B, 1, windowed, [(0, 0, 0), (1, 0, 0)]),
-                   "operator 'window'", "a windowed job")
-    w.wait_log(rf"-deploy-refused job={JOB_B} attempt=1 reason=operator 'window'", 5)
+                   "more than 1000 windows", "a sliding window of 10000 windows a record")
+    w.wait_log(rf"-deploy-refused job={JOB_B} attempt=1 reason=step 'window-3': size / "
+               "slide puts a record into more than 1000 windows", 5)
 
     slow = job_graph(JOB_A, [{"generator": {"rate": 5}}, {"sink": {"type": "discard"}}])
     assert_ok(deploy(conn, JOB_A, 1, slow, [(0, 0, 0)]), "an unbounded job in slot 0")

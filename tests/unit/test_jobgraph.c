@@ -91,6 +91,20 @@ static void test_examples_load(void) {
         }
         job_graph_free(g);
 
+        g = load_example("event-time-windows.yaml");
+        if (g) {
+                CHECK_INT(g->vertices[0].params.file_source.timestamps, JOB_TS_LEADING);
+                CHECK_INT(g->vertices[2].kind, JOB_OP_WINDOW);
+                CHECK_INT(g->vertices[2].params.window.time, JOB_TIME_EVENT);
+                CHECK_INT(g->vertices[2].params.window.out_of_orderness_ms, 2000);
+                CHECK(job_graph_is_bounded(g), "a file source: bounded");
+        }
+        job_graph_free(g);
+        expect_error("name: t\npipeline:\n  - file: {path: /in, timestamps: first}\n"
+                     "  - sink: {type: print}\n",
+                     "t.yaml:3: pipeline[0].file.timestamps: 'first' is not one of none, "
+                     "leading");
+
         g = load_example("streaming-wordcount.yaml");
         if (g) {
                 CHECK_INT(g->parallelism, 2);
@@ -313,7 +327,8 @@ static void test_field_errors(void) {
         /* Unknown keys name the path and list the allowed ones. */
         expect_error(HEAD "  - generator: {sed: 1}\n" SINK,
                      "t.yaml:3: pipeline[0].generator: unknown key 'sed' (allowed: seed, words, "
-                     "rate, count, line_words, id, name, parallelism, partitioning)");
+                     "rate, count, line_words, event_time_step, out_of_order, id, name, "
+                     "parallelism, partitioning)");
         expect_error(HEAD "  - generator\n  - sink: {type: file, path: /x, sizee: 1}\n",
                      "t.yaml:4: pipeline[1].sink: unknown key 'sizee' (allowed: path, part_size, "
                      "id, name, parallelism, partitioning, type)");
@@ -695,7 +710,7 @@ static void test_plan_json(void) {
                   "\"operator_strategy\":\"\",\"description\":\"Source: Words -> key_by-1\","
                   "\"inputs\":[],\"optimizer_properties\":{},\"operators\":["
                   "{\"id\":\"src\",\"name\":\"Words\",\"kind\":\"generator\",\"parallelism\":2,"
-                  "\"params\":{\"seed\":0,\"words\":1000,\"rate\":5,\"count\":0,\"line_words\":1}},"
+                  "\"params\":{\"seed\":0,\"words\":1000,\"rate\":5,\"count\":0,\"line_words\":1,\"event_time_step\":0,\"out_of_order\":0}},"
                   "{\"id\":\"key_by-1\",\"name\":\"key_by-1\",\"kind\":\"key_by\","
                   "\"parallelism\":2,"
                   "\"params\":{\"field\":\"word\"}}]},"
@@ -781,7 +796,7 @@ static void test_overrides(void) {
         CHECK_CONTAINS(err, "step 'gen': count: -1 is out of range 0..9223372036854775807");
         CHECK_INT(job_graph_set_param(g, "source", "path", "/x", err, sizeof(err)), -EINVAL);
         CHECK_CONTAINS(err, "step 'gen': generator has no parameter 'path' (parameters: seed, "
-                            "words, rate, count, line_words)");
+                            "words, rate, count, line_words, event_time_step, out_of_order)");
         CHECK_INT(job_graph_set_param(g, "count-2", "field", "value", err, sizeof(err)), -EINVAL);
         CHECK_CONTAINS(err, "count has no parameter 'field' (parameters: none)");
         CHECK_INT(job_graph_set_param(g, "nope", "path", "/x", err, sizeof(err)), -ENOENT);
@@ -885,7 +900,7 @@ static const char *full_job =
 
 static void test_encode_round_trip(void) {
         const char *examples[] = {"wordcount.yaml", "streaming-wordcount.yaml",
-                                  "generator-print.yaml"};
+                                  "generator-print.yaml", "event-time-windows.yaml"};
         for (size_t i = 0; i < sizeof(examples) / sizeof(examples[0]); i++) {
                 struct job_graph *g = load_example(examples[i]);
                 if (g)

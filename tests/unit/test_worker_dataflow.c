@@ -647,6 +647,100 @@ static void test_gate_exclusive_and_floating(void) {
         wrk_exchange_set_buffers(WRK_DEFAULT_BUFFERS_PER_CHANNEL, WRK_DEFAULT_FLOATING_BUFFERS);
 }
 
+/* ---- watermarks and windows ---- */
+
+static void test_watermark_entry(void) {
+        static struct wrk_outbuf b;
+        wrk_outbuf_reset(&b);
+        CHECK_INT(wrk_outbuf_add_watermark(&b, 1700000000123, 10), 0);
+        CHECK_INT(wrk_outbuf_add_watermark(&b, INT64_MAX, 10), 0);
+        CHECK_INT(wrk_outbuf_add_watermark(&b, INT64_MIN, 10), 0);
+        size_t pos = 0;
+        struct wrk_entry e;
+        CHECK_INT(wrk_buffer_next(b.data, b.len, &pos, &e), 1);
+        CHECK_INT(e.type, WRK_ENTRY_WATERMARK);
+        CHECK_INT(e.watermark, 1700000000123);
+        CHECK_INT(wrk_buffer_next(b.data, b.len, &pos, &e), 1);
+        CHECK(e.watermark == INT64_MAX, "INT64_MAX");
+        CHECK_INT(wrk_buffer_next(b.data, b.len, &pos, &e), 1);
+        CHECK(e.watermark == INT64_MIN, "INT64_MIN");
+        CHECK_INT(wrk_buffer_next(b.data, b.len, &pos, &e), 0);
+        for (size_t cut = 1; cut < b.len; cut++) {
+                size_t p = 0;
+                int r;
+                while ((r = wrk_buffer_next(b.data, cut, &p, &e)) == 1)
+                        ;
+                CHECK(r == -EBADMSG || p == cut, "cut %zu: %d", cut, r);
+        }
+        /* 5 (reserved for a latency marker) is not an entry type here */
+        unsigned char five[2] = {5, 0};
+        pos = 0;
+        CHECK_INT(wrk_buffer_next(five, sizeof(five), &pos, &e), -EBADMSG);
+}
+
+/* The combined watermark of three channels is their minimum; an ended channel no longer
+ * holds it back; all ended is INT64_MAX; it never goes back. */
+static void test_watermark_valve(void) {
+        struct wrk_wm_valve v;
+        CHECK_INT(wrk_wm_valve_init(&v, 0), -EINVAL);
+        CHECK_INT(wrk_wm_valve_init(&v, 3), 0);
+        int64_t w = 0;
+        CHECK(!wrk_wm_valve_input(&v, 0, 10, &w), "two channels have none yet");
+        CHECK(!wrk_wm_valve_input(&v, 1, 20, &w), "one has none yet");
+        CHECK(wrk_wm_valve_input(&v, 2, 5, &w) && w == 5, "min(10, 20, 5) = 5");
+        CHECK(!wrk_wm_valve_input(&v, 0, 30, &w), "still held by channel 2 at 5");
+        CHECK(!wrk_wm_valve_input(&v, 2, 4, &w), "a channel never goes back");
+        CHECK(wrk_wm_valve_input(&v, 2, 25, &w) && w == 20, "min(30, 20, 25) = 20");
+        CHECK(wrk_wm_valve_end(&v, 1, &w) && w == 25, "channel 1 ended: min(30, 25)");
+        CHECK(!wrk_wm_valve_input(&v, 1, 100, &w), "an ended channel counts no more");
+        CHECK(!wrk_wm_valve_input(&v, 7, 100, &w), "no such channel");
+        CHECK(wrk_wm_valve_end(&v, 2, &w) && w == 30, "only channel 0 left");
+        CHECK(!wrk_wm_valve_end(&v, 2, &w), "ended twice");
+        CHECK(wrk_wm_valve_end(&v, 0, &w) && w == INT64_MAX, "all ended: +infinity");
+        wrk_wm_valve_finish(&v);
+}
+
+static void test_watermark_generator(void) {
+        struct wrk_wm_gen g;
+        wrk_wm_gen_init(&g, 5);
+        int64_t w = 0;
+        CHECK(wrk_wm_gen_event(&g, 100, &w) && w == 94, "100 - 5 - 1");
+        CHECK(!wrk_wm_gen_event(&g, 97, &w), "an older record does not advance it");
+        CHECK(!wrk_wm_gen_event(&g, 100, &w), "nor an equal one");
+        CHECK(wrk_wm_gen_event(&g, 101, &w) && w == 95, "101 - 5 - 1");
+        wrk_wm_gen_init(&g, 0);
+        CHECK(!wrk_wm_gen_event(&g, INT64_MIN + 1, &w), "saturates at INT64_MIN: no advance");
+        CHECK(wrk_wm_gen_event(&g, INT64_MIN + 2, &w) && w == INT64_MIN + 1, "then advances");
+}
+
+static void test_window_assign(void) {
+        CHECK_INT(wrk_window_start(0, 10), 0);
+        CHECK_INT(wrk_window_start(9, 10), 0);
+        CHECK_INT(wrk_window_start(10, 10), 10);
+        CHECK_INT(wrk_window_start(-1, 10), -10);
+        CHECK_INT(wrk_window_start(-10, 10), -10);
+        int64_t s[8];
+        CHECK_INT(wrk_window_assign(17, 10, 0, s, 8), 1);
+        CHECK_INT(s[0], 10);
+        /* sliding 10 / 5: two windows, latest start first (Flink's order) */
+        CHECK_INT(wrk_window_assign(17, 10, 5, s, 8), 2);
+        CHECK(s[0] == 15 && s[1] == 10, "17 in [15,25) and [10,20): %lld %lld",
+              (long long)s[0], (long long)s[1]);
+        CHECK_INT(wrk_window_assign(15, 10, 5, s, 8), 2);
+        CHECK(s[0] == 15 && s[1] == 10, "15 in [15,25) and [10,20)");
+        /* 10 / 3: ceil(10 / 3) = 4 windows for 9: starts 9, 6, 3, 0 */
+        CHECK_INT(wrk_window_assign(9, 10, 3, s, 8), 4);
+        CHECK(s[0] == 9 && s[3] == 0, "starts 9..0");
+        CHECK_INT(wrk_window_assign(9, 10, 3, s, 2), 2);
+        /* slide above the size: gaps in no window */
+        CHECK_INT(wrk_window_assign(7, 5, 10, s, 8), 0);
+        CHECK_INT(wrk_window_assign(17, 5, 10, s, 8), 0);
+        CHECK_INT(wrk_window_assign(14, 5, 10, s, 8), 1);
+        CHECK_INT(s[0], 10);
+        CHECK_INT(wrk_window_assign(21, 5, 10, s, 8), 1);
+        CHECK_INT(s[0], 20);
+}
+
 int main(void) {
         const char *base = getenv("TMPDIR");
         snprintf(tmpdir, sizeof(tmpdir), "%s/test_worker_dataflow.XXXXXX", base ? base : "/tmp");
@@ -658,6 +752,10 @@ int main(void) {
         RUN(test_partition_others);
         RUN(test_buffer_roundtrip);
         RUN(test_buffer_full_and_flush);
+        RUN(test_watermark_entry);
+        RUN(test_watermark_valve);
+        RUN(test_watermark_generator);
+        RUN(test_window_assign);
         RUN(test_align_exactly_once);
         RUN(test_align_at_least_once);
         RUN(test_gate_exclusive_and_floating);
