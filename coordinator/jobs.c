@@ -358,7 +358,8 @@ void coord_jobs_restore_failed(struct coord_job *j, const char *msg) {
 void coord_jobs_task_update(struct coord *c, struct coord_worker *w, const char *job,
                             uint32_t attempt, uint32_t chain, uint32_t subtask,
                             enum coord_task_state st, const char *error, size_t error_len,
-                            uint64_t records_in, uint64_t records_out, bool from_report) {
+                            uint64_t records_in, uint64_t records_out,
+                            const struct coord_latency *latency, bool from_report) {
         struct coord_job *j = coord_job_find(c, job);
         struct coord_task *t = NULL;
         if (j && j->deployed && attempt == j->attempt)
@@ -382,6 +383,8 @@ void coord_jobs_task_update(struct coord *c, struct coord_worker *w, const char 
                 t->records_in = records_in;
         if (records_out > t->records_out)
                 t->records_out = records_out;
+        if (latency && latency->count)
+                t->latency = *latency;
         if (coord_task_state_is_terminal(t->state) || task_rank(st) < task_rank(t->state) ||
             st == t->state)
                 return;
@@ -661,6 +664,7 @@ static void job_try_schedule(struct coord *c, struct coord_job *j) {
                 t->state = COORD_TASK_DEPLOYING;
                 t->records_in = 0;
                 t->records_out = 0;
+                memset(&t->latency, 0, sizeof(t->latency));
                 t->start_ms = now;
                 t->end_ms = -1;
                 t->seen = false;

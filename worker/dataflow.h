@@ -23,6 +23,11 @@
  *                text | zigzag varint value | zigzag varint timestamp_ms | varint seq
  *     2 barrier  varint checkpoint id | u8 flags (bit 0: savepoint)
  *     3 end      end of input of this channel (the producer subtask finished)
+ *     5 latency  a latency marker (Flink's LatencyMarker): zigzag varint marked time
+ *                (wall clock, microseconds since the epoch) | varint source vertex |
+ *                varint source subtask. It waits in the buffer like a record (so
+ *                execution.buffer-timeout delays it as it delays records) and never
+ *                overtakes one. (4 is kept for watermarks.)
  *   Varints are LEB128 (7 bits a byte, low first, at most 10 bytes). A buffer is flushed
  *   (handed to the channel) when the next entry does not fit, when it holds a barrier or
  *   an end (they never wait), and when its oldest entry is execution.buffer-timeout ms old
@@ -103,6 +108,8 @@ enum wrk_entry_type {
         WRK_ENTRY_RECORD = 1,
         WRK_ENTRY_BARRIER = 2,
         WRK_ENTRY_END = 3,
+        /* 4: watermarks (windows) */
+        WRK_ENTRY_LATENCY = 5,
 };
 
 /* An output buffer: caller-allocated, WRK_BUFFER_BYTES of storage inline. */
@@ -121,6 +128,10 @@ int wrk_outbuf_add_record(struct wrk_outbuf *b, const struct wrk_record *rec, ui
 int wrk_outbuf_add_barrier(struct wrk_outbuf *b, uint64_t checkpoint_id, bool savepoint,
                            uint64_t now_us);
 int wrk_outbuf_add_end(struct wrk_outbuf *b, uint64_t now_us);
+/* Appends a latency marker (counted neither as a record nor as a barrier: it waits for
+ * the buffer timeout as records do). 0 or -ENOSPC. */
+int wrk_outbuf_add_latency(struct wrk_outbuf *b, const struct wrk_latency_marker *m,
+                           uint64_t now_us);
 
 /* Whether a non-empty buffer must go now: its oldest entry is timeout_ms old (0: at
  * once). */
@@ -132,6 +143,7 @@ struct wrk_entry {
         struct wrk_record rec;      /* WRK_ENTRY_RECORD */
         uint64_t checkpoint_id;     /* WRK_ENTRY_BARRIER */
         bool savepoint;
+        struct wrk_latency_marker marker; /* WRK_ENTRY_LATENCY */
 };
 
 /* Reads the entry at data[*pos], advancing *pos. 1 and *ret, 0 at the end, -EBADMSG on

@@ -90,6 +90,11 @@ struct wrk_chain {
         struct sb_env *sb_env;
         char state_dir[WRK_PATH_MAX];
         uint64_t buffer_timeout_ms;
+        /* Latency markers (ops.h): the interval, when the next one is due (monotonic),
+         * and what the sink at the tail measured. */
+        uint64_t latency_interval_ms;
+        uint64_t next_marker_us;
+        struct wrk_latency_hist latency;
 
         char job_dir[WRK_PATH_MAX];     /* "" = no checkpoints */
         wrk_ckpt_fn on_checkpoint;
@@ -158,6 +163,17 @@ int wrk_op_emit(struct wrk_op *op, const struct wrk_record *rec) {
         struct wrk_op *next = op->next;
         next->records_in++;
         return next->vt->push(next, rec);
+}
+
+int wrk_op_marker(struct wrk_op *op, const struct wrk_latency_marker *m) {
+        for (; op; op = op->next) {
+                if (op->vt->marker)
+                        return op->vt->marker(op, m);
+                if (!op->next)
+                        wrk_latency_hist_add(&op->chain->latency,
+                                             clock_wall_us() - m->marked_us);
+        }
+        return 0;
 }
 
 /* Writes all of buf to fd, retrying short writes and EINTR. */
@@ -1084,6 +1100,7 @@ struct net_edge {
         struct wrk_partitioner part;
         uint32_t n;
         struct net_target *t;
+        uint32_t next_marker; /* the target of the next latency marker */
 };
 
 struct op_net {
@@ -1130,6 +1147,26 @@ static int net_push(struct wrk_op *op, const struct wrk_record *rec) {
                                 r = net_add(op, &ed->t[i], rec);
                 } else {
                         r = net_add(op, &ed->t[to], rec);
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* A latency marker goes to one target of each edge, in turn, behind the records. */
+static int net_marker(struct wrk_op *op, const struct wrk_latency_marker *m) {
+        struct op_net *n = (struct op_net *)op;
+        for (size_t e = 0; e < n->n_edges; e++) {
+                struct net_edge *ed = &n->edges[e];
+                struct net_target *t = &ed->t[ed->next_marker];
+                ed->next_marker = (ed->next_marker + 1) % ed->n;
+                uint64_t now = clock_mono_us();
+                int r = wrk_outbuf_add_latency(t->buf, m, now);
+                if (r == -ENOSPC) {
+                        if ((r = net_send(op, t)) < 0)
+                                return r;
+                        r = wrk_outbuf_add_latency(t->buf, m, now);
                 }
                 if (r < 0)
                         return r;
@@ -1188,7 +1225,7 @@ static int net_snapshot(struct wrk_op *op, uint64_t n, bool savepoint,
                         struct wrk_substate_op *so);
 static const struct wrk_op_vtable net_vt = {
         .name = "network", .push = net_push, .flush = net_flush, .finish = net_finish,
-        .destroy = net_destroy, .snapshot = net_snapshot,
+        .destroy = net_destroy, .snapshot = net_snapshot, .marker = net_marker,
 };
 
 /* Checkpoint hooks of the keyed aggregates. */
@@ -1685,6 +1722,7 @@ int wrk_chain_create(const struct job_graph *g, uint32_t chain,
         c->cancel = ctx->cancel;
         c->sb_env = ctx->sb_env;
         c->buffer_timeout_ms = ctx->buffer_timeout_ms;
+        c->latency_interval_ms = ctx->latency_interval_ms;
         if (ctx->job_checkpoint_dir)
                 snprintf(c->job_dir, sizeof(c->job_dir), "%s", ctx->job_checkpoint_dir);
         c->on_checkpoint = ctx->on_checkpoint;
@@ -1918,6 +1956,10 @@ static int chain_step_input(struct wrk_chain *c, uint64_t max, uint64_t *ret_emi
                                 c->net_in++;
                                 head->records_in++;
                                 r = head->vt->push(head, &e.rec);
+                                if (r < 0)
+                                        break;
+                        } else if (e.type == WRK_ENTRY_LATENCY) {
+                                r = wrk_op_marker(head, &e.marker);
                                 if (r < 0)
                                         break;
                         } else if (e.type == WRK_ENTRY_BARRIER) {
@@ -2218,6 +2260,19 @@ int wrk_chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) {
                 return chain_fail(c, -EINVAL, "chain is not open");
         if (max > WRK_STEP_MAX_RECORDS)
                 max = WRK_STEP_MAX_RECORDS;
+        if (c->source && c->latency_interval_ms > 0) {
+                uint64_t now = clock_mono_us();
+                if (now >= c->next_marker_us) {
+                        c->next_marker_us = now + c->latency_interval_ms * 1000u;
+                        struct wrk_latency_marker m = {.marked_us = clock_wall_us(),
+                                                       .vertex = (uint32_t)(c->source -
+                                                                            c->g->vertices),
+                                                       .subtask = c->subtask};
+                        r = wrk_op_marker(c->ops[0], &m);
+                        if (r < 0)
+                                return r;
+                }
+        }
         if (!c->source)
                 return chain_step_input(c, max, ret_emitted);
         if (c->source->kind == JOB_OP_FILE_SOURCE)
@@ -2590,6 +2645,10 @@ void wrk_chain_rate(const struct wrk_chain *c, uint64_t *ret_rate_per_s, uint32_
 
 uint64_t wrk_chain_records_in(const struct wrk_chain *c) {
         return c->source ? c->gen_k : c->net_in;
+}
+
+void wrk_chain_latency(const struct wrk_chain *c, struct wrk_latency_stats *ret) {
+        wrk_latency_hist_stats(&c->latency, ret);
 }
 
 uint64_t wrk_chain_records_out(const struct wrk_chain *c) {

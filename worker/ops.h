@@ -146,6 +146,44 @@ struct wrk_record {
         int64_t timestamp_ms;
 };
 
+/* ---- latency markers (Flink's LatencyMarker; metrics.latency.interval) ---- */
+
+/* A source chain whose ctx latency_interval_ms is above 0 emits a marker carrying its
+ * wall-clock time at most that often (checked at each step, before the step's records).
+ * Operators pass it on in-band: the chained ones at once, the network output to one of
+ * each edge's targets (round robin, as Flink picks a random channel) through the same
+ * buffer as records, so it waits for execution.buffer-timeout as they do and never
+ * overtakes one. A sink records now - marked time in the chain's histogram; the task
+ * reports its statistics with the heartbeat, and the REST job view shows them under the
+ * sink vertex's metrics "latency". Clocks of different workers are assumed in sync, as
+ * Flink assumes. */
+struct wrk_latency_marker {
+        int64_t marked_us;      /* wall clock at the source, microseconds since the epoch */
+        uint32_t vertex;        /* the source vertex (job_graph.vertices index) */
+        uint32_t subtask;       /* the source subtask */
+};
+
+/* The last WRK_LATENCY_HISTORY samples (metrics.latency.history-size's default in
+ * Flink: a sliding window of 128). */
+#define WRK_LATENCY_HISTORY 128u
+
+struct wrk_latency_hist {
+        uint64_t count;         /* samples ever added */
+        uint32_t n;             /* samples held (<= WRK_LATENCY_HISTORY) */
+        uint32_t next;          /* where the next one goes */
+        uint64_t samples_us[WRK_LATENCY_HISTORY];
+};
+
+/* Statistics over the window; all 0 when count is 0. Quantiles are nearest-rank. */
+struct wrk_latency_stats {
+        uint64_t count;
+        uint64_t min_us, max_us, mean_us, p50_us, p95_us, p99_us;
+};
+
+/* Adds a sample; a negative one (clock skew between workers) counts as 0. */
+void wrk_latency_hist_add(struct wrk_latency_hist *h, int64_t latency_us);
+void wrk_latency_hist_stats(const struct wrk_latency_hist *h, struct wrk_latency_stats *ret);
+
 struct wrk_chain;
 struct wrk_op;
 struct wrk_substate_op;
@@ -175,6 +213,9 @@ struct wrk_op_vtable {
         struct sb_snapshot *(*detach)(struct wrk_op *op);
         int (*complete)(struct wrk_op *op, uint64_t n);
         void (*abort)(struct wrk_op *op, uint64_t n);
+        /* A latency marker (may be NULL: passed to the next operator, or recorded in the
+         * chain's histogram by a sink). */
+        int (*marker)(struct wrk_op *op, const struct wrk_latency_marker *m);
 };
 
 struct wrk_op {
@@ -188,6 +229,10 @@ struct wrk_op {
 
 /* Hands rec to the next operator. */
 int wrk_op_emit(struct wrk_op *op, const struct wrk_record *rec);
+
+/* Hands a latency marker to op (its marker hook, else on down the chain; the sink at the
+ * tail records it). */
+int wrk_op_marker(struct wrk_op *op, const struct wrk_latency_marker *m);
 
 /* ---- chains ---- */
 
@@ -235,6 +280,9 @@ struct wrk_chain_ctx {
         /* execution.buffer-timeout: an output buffer is sent at the latest this long
          * after its first entry (0: after every record). */
         uint64_t buffer_timeout_ms;
+        /* metrics.latency.interval in ms: how often a source chain emits a latency
+         * marker (0: never). */
+        uint64_t latency_interval_ms;
         /* Checkpoints: the job's checkpoint directory (local path of
          * <state.checkpoints.dir>/<job>; NULL or "" = this job cannot checkpoint: every
          * barrier is declined), and where results go. */
@@ -320,6 +368,10 @@ void wrk_chain_rate(const struct wrk_chain *c, uint64_t *ret_rate_per_s,
 /* Records the head consumed (for a source: emitted) and the tail emitted (a sink: wrote). */
 uint64_t wrk_chain_records_in(const struct wrk_chain *c);
 uint64_t wrk_chain_records_out(const struct wrk_chain *c);
+
+/* The latency a sink at the chain's tail measured from the markers it received
+ * (count 0: none yet). */
+void wrk_chain_latency(const struct wrk_chain *c, struct wrk_latency_stats *ret);
 
 /* "generator -> print", for logs. Borrowed from c. */
 const char *wrk_chain_describe(const struct wrk_chain *c);
