@@ -56,7 +56,8 @@
  *   Pre-aggregation: each keyed subtask keeps a write-back table of at most 4096 keys in
  *   memory; a key is read from RocksDB once when it enters the table and written back
  *   once when the table is half full, at a checkpoint barrier (before the synchronous
- *   snapshot) and at the end of input. Frequent keys thus cost no RocksDB call per
+ *   snapshot) and at the end of input, all dirty keys in one RocksDB write batch sorted
+ *   by key (sb_value_put_batch: a memtable insert in key order is cheap). Frequent keys thus cost no RocksDB call per
  *   record (measured: 1000 keys 5.6 M records/s, 100 000 keys 0.15-0.2 M records/s
  *   end to end on one subtask, against db_bench updaterandom's 0.11 M ops/s). RocksDB
  *   runs without a WAL (backend.h), so holding writes loses nothing a checkpoint would
