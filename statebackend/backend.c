@@ -668,6 +668,81 @@ int sb_value_put_batch(struct sb_state *st, const struct sb_kv *kvs, size_t n) {
         return e ? st_rocks(st, e, "write batch") : 0;
 }
 
+int sb_value_multi_get(struct sb_state *st, const struct sb_key *keys, size_t n,
+                       sb_multi_fn fn, void *arg) {
+        struct sb_backend *b = st->b;
+        int r = st_need(st, SB_STATE_VALUE, SB_STATE_VALUE, "value get");
+        if (r < 0 || n == 0)
+                return r;
+        if (st->ttl_ms) {
+                /* expiry is checked (and expired values deleted) one key at a time */
+                for (size_t i = 0; i < n && r == 0; i++) {
+                        rocksdb_pinnableslice_t *pin = NULL;
+                        const char *v = NULL;
+                        size_t len = 0;
+                        if ((r = encode_key(st, &keys[i], NULL, 0, NULL)) < 0)
+                                return r;
+                        int got = get_value(st, &pin, &v, &len);
+                        if (got < 0)
+                                return got;
+                        r = fn(arg, i, got ? v : NULL, got ? len : 0);
+                        if (pin)
+                                rocksdb_pinnableslice_destroy(pin);
+                }
+                return r;
+        }
+        b->batch.len = 0;
+        size_t *offs = malloc(n * sizeof(*offs));
+        size_t *lens = malloc(n * sizeof(*lens));
+        const char **ptrs = malloc(n * sizeof(*ptrs));
+        rocksdb_pinnableslice_t **vals = calloc(n, sizeof(*vals));
+        char **errs = calloc(n, sizeof(*errs));
+        if (!offs || !lens || !ptrs || !vals || !errs) {
+                r = st_fail(st, -ENOMEM, "out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if ((r = encode_key(st, &keys[i], NULL, 0, NULL)) < 0)
+                        goto out;
+                size_t off = b->batch.len;
+                if (sb_buf_reserve(&b->batch, off + b->key.len) < 0) {
+                        r = st_fail(st, -ENOMEM, "out of memory");
+                        goto out;
+                }
+                memcpy((char *)b->batch.data + off, b->key.data, b->key.len);
+                offs[i] = off;
+                lens[i] = b->key.len;
+                b->batch.len = off + b->key.len;
+        }
+        for (size_t i = 0; i < n; i++)
+                ptrs[i] = (const char *)b->batch.data + offs[i];
+        rocksdb_batched_multi_get_cf(b->db, b->ropts, st->cf, n, ptrs, lens, vals, errs,
+                                     false);
+        for (size_t i = 0; i < n; i++)
+                if (errs[i]) {
+                        r = st_rocks(st, errs[i], "multi get");
+                        errs[i] = NULL; /* st_rocks frees it */
+                        goto out;
+                }
+        for (size_t i = 0; i < n && r == 0; i++) {
+                size_t len = 0;
+                const char *v = vals[i] ? rocksdb_pinnableslice_value(vals[i], &len) : NULL;
+                r = fn(arg, i, v, len);
+        }
+out:
+        for (size_t i = 0; vals && i < n; i++)
+                if (vals[i])
+                        rocksdb_pinnableslice_destroy(vals[i]);
+        for (size_t i = 0; errs && i < n; i++)
+                free(errs[i]);
+        free(offs);
+        free(lens);
+        free(ptrs);
+        free(vals);
+        free(errs);
+        return r;
+}
+
 /* ---- lists ------------------------------------------------------------------------- */
 
 /* Appends one encoded element to b->val (from offset off). */

@@ -806,6 +806,20 @@ static const struct wrk_op_vtable filter_vt = {
  * Keyed aggregates on RocksDB: count, sum, min, max, with a per-step table. */
 
 #define AGG_TABLE_SLOTS 8192u /* power of two; written back at half full */
+/* Records held before their keys are looked up together (one MultiGet), and the bytes of
+ * their keys (and texts, for reduce) at most. */
+#define AGG_PENDING_MAX 1024u
+#define AGG_ARENA_MAX (1u << 20)
+
+struct agg_pending {
+        size_t key_off, key_len;
+        size_t text_off, text_len; /* reduce only */
+        int64_t x;                 /* the input (agg_input) */
+        int64_t value;             /* reduce: the record's value */
+        uint64_t seq;
+        int64_t timestamp_ms;
+        size_t slot;
+};
 
 struct agg_slot {
         char *key;      /* NULL = free */
@@ -828,6 +842,13 @@ struct op_agg {
         struct agg_slot *slots;
         struct sb_kv *batch; /* AGG_TABLE_SLOTS: the write-back */
         size_t used;
+        /* Records not applied yet (agg_drain), their bytes, and the drain's reads. */
+        struct agg_pending *pend;
+        size_t n_pend;
+        char *arena;
+        size_t arena_len;
+        struct sb_key *mkeys;
+        size_t *mslots;
         char dir[WRK_PATH_MAX];
         struct sb_snapshot *snap; /* between the sync and the async part */
         flinc_udf_reduce_fn reduce; /* reduce only */
@@ -884,7 +905,11 @@ static int agg_open(struct wrk_op *op) {
         }
         a->slots = calloc(AGG_TABLE_SLOTS, sizeof(*a->slots));
         a->batch = calloc(AGG_TABLE_SLOTS, sizeof(*a->batch));
-        if (!a->slots || !a->batch)
+        a->pend = calloc(AGG_PENDING_MAX, sizeof(*a->pend));
+        a->arena = malloc(AGG_ARENA_MAX + 2 * WRK_RECORD_MAX_BYTES);
+        a->mkeys = calloc(AGG_PENDING_MAX, sizeof(*a->mkeys));
+        a->mslots = calloc(AGG_PENDING_MAX, sizeof(*a->mslots));
+        if (!a->slots || !a->batch || !a->pend || !a->arena || !a->mkeys || !a->mslots)
                 return chain_fail(c, -ENOMEM, "out of memory");
         const struct job_graph *g = c->g;
         struct sb_state_desc desc = {.name = "agg", .kind = SB_STATE_VALUE};
@@ -958,6 +983,10 @@ bad:
                           a->step, (int)(rec->text_len > 40 ? 40 : rec->text_len), rec->text);
 }
 
+static int agg_drain(struct op_agg *a);
+
+/* A record waits in the pending queue (its input already parsed, so a bad one fails at
+ * once); agg_drain applies the queue in order. */
 static int agg_push(struct wrk_op *op, const struct wrk_record *rec) {
         struct op_agg *a = (struct op_agg *)op;
         const char *key;
@@ -967,22 +996,72 @@ static int agg_push(struct wrk_op *op, const struct wrk_record *rec) {
         int r = agg_input(a, rec, &x);
         if (r < 0)
                 return r;
-        uint32_t h = (uint32_t)hash_java_bytes(key, key_len);
-        size_t i = (h * 2654435761u) & (AGG_TABLE_SLOTS - 1);
-        struct agg_slot *sl;
-        for (;;) {
-                sl = &a->slots[i];
-                if (!sl->key || (sl->hash == h && sl->key_len == key_len &&
-                                 memcmp(sl->key, key, key_len) == 0))
-                        break;
-                i = (i + 1) & (AGG_TABLE_SLOTS - 1);
+        size_t text_len = a->kind == JOB_OP_REDUCE ? rec->text_len : 0;
+        if (a->n_pend == AGG_PENDING_MAX || a->arena_len > AGG_ARENA_MAX)
+                if ((r = agg_drain(a)) < 0)
+                        return r;
+        /* the arena has room for one more record beyond AGG_ARENA_MAX */
+        struct agg_pending *p = &a->pend[a->n_pend++];
+        p->key_off = a->arena_len;
+        p->key_len = key_len;
+        if (key_len)
+                memcpy(a->arena + a->arena_len, key, key_len);
+        a->arena_len += key_len;
+        p->text_off = a->arena_len;
+        p->text_len = text_len;
+        if (text_len)
+                memcpy(a->arena + a->arena_len, rec->text, text_len);
+        a->arena_len += text_len;
+        p->x = x;
+        p->value = rec->value;
+        p->seq = rec->seq;
+        p->timestamp_ms = rec->timestamp_ms;
+        return 0;
+}
+
+static int agg_fill(void *arg, size_t i, const void *value, size_t len) {
+        struct op_agg *a = arg;
+        struct agg_slot *sl = &a->slots[a->mslots[i]];
+        sl->present = value && len == 8;
+        if (sl->present) {
+                uint64_t u = 0;
+                const unsigned char *v = value;
+                for (int j = 0; j < 8; j++)
+                        u |= (uint64_t)v[j] << (8 * j);
+                sl->value = (int64_t)u;
         }
-        if (!sl->key) {
-                if (a->used >= AGG_TABLE_SLOTS / 2) {
-                        if ((r = agg_writeback(a)) < 0)
-                                return r;
-                        return agg_push(op, rec); /* the table is empty now */
+        return 0;
+}
+
+/* Applies the pending records in order: their keys find or take a table slot, the keys
+ * new to the table are read from RocksDB in one MultiGet, then each record updates its
+ * key and the running aggregate goes on. Called when the queue is full, at the end of a
+ * step, before a snapshot, a latency marker and the end of input. */
+static int agg_drain(struct op_agg *a) {
+        struct wrk_op *op = &a->op;
+        int r;
+        if (a->n_pend == 0)
+                return 0;
+        if (a->used + a->n_pend > AGG_TABLE_SLOTS / 2 && (r = agg_writeback(a)) < 0)
+                return r;
+        size_t n_miss = 0;
+        for (size_t k = 0; k < a->n_pend; k++) {
+                struct agg_pending *p = &a->pend[k];
+                const char *key = a->arena + p->key_off;
+                size_t key_len = p->key_len;
+                uint32_t h = (uint32_t)hash_java_bytes(key, key_len);
+                size_t i = (h * 2654435761u) & (AGG_TABLE_SLOTS - 1);
+                struct agg_slot *sl;
+                for (;;) {
+                        sl = &a->slots[i];
+                        if (!sl->key || (sl->hash == h && sl->key_len == key_len &&
+                                         memcmp(sl->key, key, key_len) == 0))
+                                break;
+                        i = (i + 1) & (AGG_TABLE_SLOTS - 1);
                 }
+                p->slot = i;
+                if (sl->key)
+                        continue;
                 sl->key = malloc(key_len ? key_len : 1);
                 if (!sl->key)
                         return chain_fail(op->chain, -ENOMEM, "out of memory");
@@ -990,47 +1069,52 @@ static int agg_push(struct wrk_op *op, const struct wrk_record *rec) {
                 sl->key_len = key_len;
                 sl->hash = h;
                 sl->dirty = false;
+                sl->present = false;
                 a->used++;
-                struct sb_key k = {.key = key, .key_len = key_len};
-                r = sb_value_get(a->st, &k, &a->buf);
-                if (r < 0)
-                        return chain_fail(op->chain, r, "%s: state read failed: %s", a->step,
-                                          sb_backend_last_error(a->b));
-                sl->present = r == 1 && a->buf.len == 8;
-                if (sl->present) {
-                        uint64_t u = 0;
-                        const unsigned char *v = a->buf.data;
-                        for (int j = 0; j < 8; j++)
-                                u |= (uint64_t)v[j] << (8 * j);
-                        sl->value = (int64_t)u;
-                }
+                a->mkeys[n_miss] = (struct sb_key){.key = sl->key, .key_len = key_len};
+                a->mslots[n_miss++] = i;
         }
-        int64_t v = sl->value;
-        if (!sl->present)
-                v = x;
-        else if (a->kind == JOB_OP_REDUCE) {
-                struct flinc_udf_record in = {.text = rec->text, .text_len = rec->text_len,
-                                              .key = key, .key_len = key_len,
-                                              .value = rec->value,
-                                              .timestamp_ms = rec->timestamp_ms};
-                int64_t acc = v;
-                r = a->reduce(acc, &in, &v);
-                if (r < 0)
-                        return chain_fail(op->chain, r, "%s: the reduce udf failed: %s",
-                                          a->step, strerror(-r));
-        } else if (a->kind == JOB_OP_COUNT || a->kind == JOB_OP_SUM)
-                v = (int64_t)((uint64_t)v + (uint64_t)x);
-        else if (a->kind == JOB_OP_MIN)
-                v = x < v ? x : v;
-        else
-                v = x > v ? x : v;
-        sl->value = v;
-        sl->present = true;
-        sl->dirty = true;
-        struct wrk_record out = {.kind = WRK_REC_PAIR, .text = sl->key, .text_len = key_len,
-                                 .key = sl->key, .key_len = key_len, .value = v,
-                                 .seq = rec->seq, .timestamp_ms = rec->timestamp_ms};
-        return wrk_op_emit(op, &out);
+        r = sb_value_multi_get(a->st, a->mkeys, n_miss, agg_fill, a);
+        if (r < 0)
+                return chain_fail(op->chain, r, "%s: state read failed: %s", a->step,
+                                  sb_backend_last_error(a->b));
+        size_t n = a->n_pend;
+        a->n_pend = 0;
+        a->arena_len = 0;
+        for (size_t k = 0; k < n; k++) {
+                struct agg_pending *p = &a->pend[k];
+                struct agg_slot *sl = &a->slots[p->slot];
+                int64_t x = p->x, v = sl->value;
+                if (!sl->present)
+                        v = x;
+                else if (a->kind == JOB_OP_REDUCE) {
+                        struct flinc_udf_record in = {.text = a->arena + p->text_off,
+                                                      .text_len = p->text_len,
+                                                      .key = sl->key, .key_len = sl->key_len,
+                                                      .value = p->value,
+                                                      .timestamp_ms = p->timestamp_ms};
+                        int64_t acc = v;
+                        r = a->reduce(acc, &in, &v);
+                        if (r < 0)
+                                return chain_fail(op->chain, r, "%s: the reduce udf failed: "
+                                                  "%s", a->step, strerror(-r));
+                } else if (a->kind == JOB_OP_COUNT || a->kind == JOB_OP_SUM)
+                        v = (int64_t)((uint64_t)v + (uint64_t)x);
+                else if (a->kind == JOB_OP_MIN)
+                        v = x < v ? x : v;
+                else
+                        v = x > v ? x : v;
+                sl->value = v;
+                sl->present = true;
+                sl->dirty = true;
+                struct wrk_record out = {.kind = WRK_REC_PAIR, .text = sl->key,
+                                         .text_len = sl->key_len, .key = sl->key,
+                                         .key_len = sl->key_len, .value = v, .seq = p->seq,
+                                         .timestamp_ms = p->timestamp_ms};
+                if ((r = wrk_op_emit(op, &out)) < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* End of a step: the table stays (a write-back cache of at most AGG_TABLE_SLOTS / 2
@@ -1038,12 +1122,18 @@ static int agg_push(struct wrk_op *op, const struct wrk_record *rec) {
  * input. Nothing is lost by holding it: RocksDB runs without a WAL, so the state's
  * durability comes from checkpoints, which write the table back first. */
 static int agg_flush(struct wrk_op *op) {
-        (void)op;
-        return 0;
+        return agg_drain((struct op_agg *)op);
 }
 
 static int agg_finish(struct wrk_op *op) {
-        return agg_writeback((struct op_agg *)op);
+        int r = agg_drain((struct op_agg *)op);
+        return r < 0 ? r : agg_writeback((struct op_agg *)op);
+}
+
+/* A latency marker goes on behind the records that came before it. */
+static int agg_marker(struct wrk_op *op, const struct wrk_latency_marker *m) {
+        int r = agg_drain((struct op_agg *)op);
+        return r < 0 ? r : wrk_op_marker(op->next, m);
 }
 
 static void agg_destroy(struct wrk_op *op) {
@@ -1054,6 +1144,10 @@ static void agg_destroy(struct wrk_op *op) {
                 free(a->slots);
         }
         free(a->batch);
+        free(a->pend);
+        free(a->arena);
+        free(a->mkeys);
+        free(a->mslots);
         sb_buf_finish(&a->buf);
         sb_snapshot_destroy(a->snap);
         sb_backend_destroy(a->b);
@@ -1072,26 +1166,31 @@ static const struct wrk_op_vtable count_vt = {
         .name = "count", .open = agg_open, .push = agg_push, .flush = agg_flush,
         .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
         .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
+        .marker = agg_marker,
 };
 static const struct wrk_op_vtable sum_vt = {
         .name = "sum", .open = agg_open, .push = agg_push, .flush = agg_flush,
         .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
         .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
+        .marker = agg_marker,
 };
 static const struct wrk_op_vtable min_vt = {
         .name = "min", .open = agg_open, .push = agg_push, .flush = agg_flush,
         .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
         .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
+        .marker = agg_marker,
 };
 static const struct wrk_op_vtable reduce_vt = {
         .name = "reduce", .open = agg_open, .push = agg_push, .flush = agg_flush,
         .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
         .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
+        .marker = agg_marker,
 };
 static const struct wrk_op_vtable max_vt = {
         .name = "max", .open = agg_open, .push = agg_push, .flush = agg_flush,
         .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
         .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
+        .marker = agg_marker,
 };
 
 /* ------------------------------------------------------------------------------------
@@ -1241,7 +1340,9 @@ static int agg_snapshot(struct wrk_op *op, uint64_t n, bool savepoint,
         struct op_agg *a = (struct op_agg *)op;
         (void)savepoint;
         (void)so;
-        int r = agg_writeback(a);
+        int r = agg_drain(a);
+        if (r == 0)
+                r = agg_writeback(a);
         if (r < 0)
                 return r;
         sb_snapshot_destroy(a->snap);

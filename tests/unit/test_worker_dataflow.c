@@ -659,6 +659,88 @@ static void test_latency_markers_tasks(void) {
         CHECK(sink >= 2, "sinks recorded %" PRIu64 " markers", sink);
 }
 
+/* generator (12000 words, each 5 times) -> key_by | hash | count -> sink:file, p 1: more
+ * keys than the count's write-back table holds, so the batched path reads keys back
+ * from RocksDB (MultiGet) and writes them back in sorted batches; each word's running
+ * counts come out as 1, 2, ..., 5 in order. */
+static void test_keyed_count_many_keys_in_order(void) {
+        enum { WORDS = 12000, TIMES = 5 };
+        char yaml[1024], out[512], state[512], err[512] = "";
+        snprintf(out, sizeof(out), "%s/many-out", tmpdir);
+        snprintf(state, sizeof(state), "%s/many-state", tmpdir);
+        snprintf(yaml, sizeof(yaml),
+                 "name: many\nparallelism: 1\npipeline:\n"
+                 "  - generator: {count: %d, words: %d}\n"
+                 "  - key_by: {field: word}\n  - count\n"
+                 "  - sink: {type: file, path: %s}\n", WORDS * TIMES, WORDS, out);
+        struct job_graph *g = NULL;
+        int r = job_graph_parse_yaml("many.yaml", yaml, strlen(yaml), 1, &g, err, sizeof(err));
+        CHECK(r == 0, "parse: %s", err);
+        struct wrk_graph *wg = NULL;
+        if (!g || wrk_graph_create(g, &wg) < 0)
+                return;
+        CHECK_INT(wg->g->n_chains, 2);
+        struct wrk_task *tasks[2] = {0};
+        size_t n = 0;
+        struct wrk_task_options opts = {.state_dir = state, .buffer_timeout_ms = 5};
+        for (uint32_t ch = 0; ch < 2; ch++) {
+                struct wrk_task_id id = {.job = "000000000000000000000000000000aa", .epoch = 1,
+                                         .attempt = 1, .vertex = ch, .subtask = 0, .slot = 0};
+                r = wrk_task_create(&id, wg, &opts, &tasks[n], err, sizeof(err));
+                CHECK(r == 0, "task %u: %s", ch, err);
+                if (r == 0)
+                        n++;
+        }
+        CHECK_INT(n, 2);
+        for (size_t i = 0; i < n; i++)
+                CHECK_INT(wrk_task_start(tasks[i]), 0);
+        uint64_t deadline = clock_mono_us() + (uint64_t)(60e6 * unit_timeout_scale());
+        for (size_t i = 0; i < n; i++) {
+                while (!wrk_task_is_terminal(tasks[i]) && clock_mono_us() < deadline)
+                        usleep(2000);
+                CHECK(wrk_task_state(tasks[i]) == WRK_TASK_FINISHED, "task %zu: %s", i,
+                      wrk_task_state_name(wrk_task_state(tasks[i])));
+        }
+        for (size_t i = 0; i < n; i++)
+                wrk_task_destroy(tasks[i]);
+        wrk_graph_unref(wg);
+        static int last[WORDS];
+        memset(last, 0, sizeof(last));
+        long lines = 0, bad = 0;
+        DIR *d = opendir(out);
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                if (strncmp(de->d_name, "part-", 5) != 0)
+                        continue;
+                char path[1024];
+                snprintf(path, sizeof(path), "%s/%s", out, de->d_name);
+                FILE *f = fopen(path, "r");
+                char w[64];
+                long c;
+                while (f && fscanf(f, "%63s %ld", w, &c) == 2) {
+                        lines++;
+                        long i = w[0] == 'w' ? atol(w + 1) : -1;
+                        if (i < 0 || i >= WORDS || c != last[i] + 1) {
+                                if (bad++ < 3)
+                                        CHECK(false, "line '%s %ld' after count %d", w, c,
+                                              i >= 0 && i < WORDS ? last[i] : -1);
+                                continue;
+                        }
+                        last[i] = (int)c;
+                }
+                if (f)
+                        fclose(f);
+        }
+        if (d)
+                closedir(d);
+        CHECK_INT(lines, WORDS * TIMES);
+        CHECK_INT(bad, 0);
+        long done = 0;
+        for (int i = 0; i < WORDS; i++)
+                done += last[i] == TIMES;
+        CHECK_INT(done, WORDS);
+}
+
 static void test_file_splits(void) {
         uint64_t a, b, prev_end = 0;
         for (uint32_t i = 0; i < 7; i++) {
@@ -775,6 +857,7 @@ int main(void) {
         RUN(test_substate_roundtrip);
         RUN(test_keyed_wordcount_tasks);
         RUN(test_latency_markers_tasks);
+        RUN(test_keyed_count_many_keys_in_order);
         RUN(test_file_splits);
         RUN(test_file_source_lines_once);
         fs_rm_rf(tmpdir);
