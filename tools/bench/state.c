@@ -358,8 +358,9 @@ int main(int argc, char **argv) {
                 default:
                         fprintf(stderr, "usage: %s [--dir D] [--local-dir D] [--keys N] [--snapshots N] "
                                 "[--restore-mb N] [--db-bench PATH] [--no-db-bench] [--verbose]\n"
-                                "       %s --db-bench-only [--keys N] [--key-size B] [--value-size B] "
-                                "[--memory BYTES] [--db-bench PATH]\n", argv[0], argv[0]);
+                                "       %s --db-bench-only [--keys N] [--key-size B] "
+                                "[--value-size B] [--memory BYTES] [--db-bench PATH]\n",
+                                argv[0], argv[0]);
                         return 2;
                 }
         }
