@@ -187,6 +187,10 @@ enum cfg_type {
           0, CFG_MIN(10), NULL, 0,                                                      \
           "Longest time a record waits in a network buffer that is not full; 0: "       \
           "flush after every record")                                                   \
+        X(CFG_METRICS_LATENCY_INTERVAL, "metrics.latency.interval", DURATION, "0 ms",  \
+          0, CFG_DAY(1), NULL, 0,                                                       \
+          "How often sources emit latency markers, whose source-to-sink latency sinks " \
+          "report (REST vertex metrics 'latency'); 0: off")                             \
         X(CFG_RESTART_STRATEGY, "restart-strategy", ENUM, "fixed-delay", 0, 0,          \
           "none|fixed-delay|off=none|disable=none|fixeddelay=fixed-delay", 0,           \
           "What a failed job does: fixed-delay restarts it from its latest checkpoint; " \

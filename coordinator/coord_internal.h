@@ -137,6 +137,13 @@ uint32_t coord_worker_free_slots(const struct coord_worker *w);
 
 /* ---- jobs ---- */
 
+/* A sink task's latency from latency markers (heartbeat "latency", worker/ops.h), in
+ * microseconds; count 0 = none reported. */
+struct coord_latency {
+        uint64_t count;
+        uint64_t min_us, max_us, mean_us, p50_us, p95_us, p99_us;
+};
+
 struct coord_task {
         uint32_t chain;              /* index into the graph's chains (a REST vertex) */
         uint32_t subtask;
@@ -145,6 +152,7 @@ struct coord_task {
         uint64_t records_in;
         uint64_t records_out;
         uint64_t late_dropped;       /* numLateRecordsDropped of its event-time windows */
+        struct coord_latency latency;
         int64_t start_ms;            /* wall time it was deployed, -1 before */
         int64_t end_ms;              /* wall time it reached a terminal state, -1 before */
         bool seen;                   /* listed in the report being processed */
@@ -357,7 +365,7 @@ void coord_jobs_task_update(struct coord *c, struct coord_worker *w, const char 
                             uint32_t attempt, uint32_t chain, uint32_t subtask,
                             enum coord_task_state st, const char *error, size_t error_len,
                             uint64_t records_in, uint64_t records_out, uint64_t late_dropped,
-                            bool from_report);
+                            const struct coord_latency *latency, bool from_report);
 /* Around the task list of one heartbeat: tasks placed on w that its reports stop
  * listing are taken as failed. */
 void coord_jobs_report_begin(struct coord *c, struct coord_worker *w);

@@ -359,7 +359,7 @@ void coord_jobs_task_update(struct coord *c, struct coord_worker *w, const char 
                             uint32_t attempt, uint32_t chain, uint32_t subtask,
                             enum coord_task_state st, const char *error, size_t error_len,
                             uint64_t records_in, uint64_t records_out, uint64_t late_dropped,
-                            bool from_report) {
+                            const struct coord_latency *latency, bool from_report) {
         struct coord_job *j = coord_job_find(c, job);
         struct coord_task *t = NULL;
         if (j && j->deployed && attempt == j->attempt)
@@ -385,6 +385,8 @@ void coord_jobs_task_update(struct coord *c, struct coord_worker *w, const char 
                 t->records_out = records_out;
         if (late_dropped > t->late_dropped)
                 t->late_dropped = late_dropped;
+        if (latency && latency->count)
+                t->latency = *latency;
         if (coord_task_state_is_terminal(t->state) || task_rank(st) < task_rank(t->state) ||
             st == t->state)
                 return;
@@ -665,6 +667,7 @@ static void job_try_schedule(struct coord *c, struct coord_job *j) {
                 t->records_in = 0;
                 t->records_out = 0;
                 t->late_dropped = 0;
+                memset(&t->latency, 0, sizeof(t->latency));
                 t->start_ms = now;
                 t->end_ms = -1;
                 t->seen = false;

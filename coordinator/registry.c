@@ -385,7 +385,8 @@ static bool stale_cancel_due(struct coord_worker *w, const char *job, uint32_t a
 static int read_task_report(const msgpack_object *t, char *job, size_t job_len,
                             uint32_t *attempt, uint32_t *vertex, uint32_t *subtask,
                             uint32_t *slot, enum coord_task_state *st, uint64_t *rin,
-                            uint64_t *rout, uint64_t *late, const char **why) {
+                            uint64_t *rout, uint64_t *late, struct coord_latency *lat,
+                            const char **why) {
         const char *s;
         size_t slen;
         if (t->type != MSGPACK_OBJECT_MAP)
@@ -412,6 +413,21 @@ static int read_task_report(const msgpack_object *t, char *job, size_t job_len,
         if (msg_map_get(t, "late_records_dropped") &&
             msg_get_u64(t, "late_records_dropped", late) < 0)
                 return *why = "tasks[].late_records_dropped", -EINVAL;
+        memset(lat, 0, sizeof(*lat));
+        if (msg_map_get(t, "latency")) {
+                const msgpack_object *l;
+                if (msg_get_map(t, "latency", &l) < 0)
+                        return *why = "tasks[].latency: expected a map", -EINVAL;
+                static const char *const keys[] = {"count", "min_us", "max_us", "mean_us",
+                                                   "p50_us", "p95_us", "p99_us"};
+                uint64_t *dst[] = {&lat->count, &lat->min_us, &lat->max_us, &lat->mean_us,
+                                   &lat->p50_us, &lat->p95_us, &lat->p99_us};
+                for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+                        if (msg_get_u64(l, keys[k], dst[k]) < 0)
+                                return *why = "tasks[].latency: count, min_us, max_us, "
+                                              "mean_us, p50_us, p95_us, p99_us (uint64)",
+                                       -EINVAL;
+        }
         return 0;
 }
 
@@ -438,9 +454,10 @@ static void handle_heartbeat(struct coord *c, struct coord_worker *w, const msgp
                 uint32_t attempt, vertex, subtask, slot;
                 enum coord_task_state st;
                 uint64_t rin, rout, late;
+                struct coord_latency lat;
                 const char *why = NULL;
                 if (read_task_report(&tasks->via.array.ptr[i], job, sizeof(job), &attempt,
-                                     &vertex, &subtask, &slot, &st, &rin, &rout, &late,
+                                     &vertex, &subtask, &slot, &st, &rin, &rout, &late, &lat,
                                      &why) < 0) {
                         log_warn("heartbeat from worker %s: %s: missing or invalid; entry ignored",
                                  w->id, why);
@@ -460,7 +477,7 @@ static void handle_heartbeat(struct coord *c, struct coord_worker *w, const msgp
                             w->slot[slot].job == j;
                 if (ours) {
                         coord_jobs_task_update(c, w, job, attempt, vertex, subtask, st, NULL, 0,
-                                               rin, rout, late, true);
+                                               rin, rout, late, &lat, true);
                         continue;
                 }
                 if (coord_task_state_is_terminal(st))
@@ -526,7 +543,7 @@ static void handle_task_state(struct coord *c, struct coord_worker *w, uint64_t 
                 return;
         }
         coord_jobs_task_update(c, w, job, attempt, vertex, subtask, st, error, error_len, rin,
-                               rout, late, false);
+                               rout, late, NULL, false);
         if (id != 0)
                 rpc_reply(w->conn, id, NULL);
 }

@@ -181,7 +181,36 @@ void coord_view_jobs_overview(struct coord *c, struct json_writer *w) {
         json_end_object(w);
 }
 
-static void vertex_metrics(struct json_writer *w, uint64_t rin, uint64_t rout) {
+/* metrics.latency.interval: what the sink subtasks measured from latency markers, in ms
+ * (a vertex: count summed, the other figures the largest over its subtasks). */
+static void latency_metrics(struct json_writer *w, const struct coord_latency *l) {
+        json_key(w, "latency");
+        json_begin_object(w);
+        json_kv_uint(w, "count", l->count);
+        json_kv_double(w, "min", (double)l->min_us / 1000.0);
+        json_kv_double(w, "max", (double)l->max_us / 1000.0);
+        json_kv_double(w, "mean", (double)l->mean_us / 1000.0);
+        json_kv_double(w, "p50", (double)l->p50_us / 1000.0);
+        json_kv_double(w, "p95", (double)l->p95_us / 1000.0);
+        json_kv_double(w, "p99", (double)l->p99_us / 1000.0);
+        json_end_object(w);
+}
+
+static void latency_merge(struct coord_latency *into, const struct coord_latency *l) {
+        if (!l->count)
+                return;
+        uint64_t *a[] = {&into->min_us, &into->max_us, &into->mean_us, &into->p50_us,
+                         &into->p95_us, &into->p99_us};
+        const uint64_t b[] = {l->min_us, l->max_us, l->mean_us, l->p50_us, l->p95_us,
+                              l->p99_us};
+        for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++)
+                if (!into->count || b[i] > *a[i])
+                        *a[i] = b[i];
+        into->count += l->count;
+}
+
+static void vertex_metrics(struct json_writer *w, uint64_t rin, uint64_t rout,
+                           const struct coord_latency *lat) {
         json_begin_object(w);
         json_kv_uint(w, "read-bytes", 0);
         json_kv_bool(w, "read-bytes-complete", false);
@@ -194,6 +223,8 @@ static void vertex_metrics(struct json_writer *w, uint64_t rin, uint64_t rout) {
         json_kv_uint(w, "accumulated-backpressured-time", 0);
         json_kv_uint(w, "accumulated-idle-time", 0);
         json_kv_uint(w, "accumulated-busy-time", 0);
+        if (lat && lat->count)
+                latency_metrics(w, lat);
         json_end_object(w);
 }
 
@@ -243,6 +274,7 @@ void coord_view_job(struct coord *c, const struct coord_job *j, struct json_writ
                 int64_t start = -1, end = -1;
                 bool all_terminal = true;
                 uint64_t rin = 0, rout = 0;
+                struct coord_latency lat = {0};
                 for (size_t i = 0; i < j->n_tasks; i++) {
                         const struct coord_task *t = &j->tasks[i];
                         if (t->chain != ch)
@@ -255,6 +287,7 @@ void coord_view_job(struct coord *c, const struct coord_job *j, struct json_writ
                                 end = t->end_ms;
                         rin += t->records_in;
                         rout += t->records_out;
+                        latency_merge(&lat, &t->latency);
                 }
                 if (!all_terminal)
                         end = -1;
@@ -273,7 +306,7 @@ void coord_view_job(struct coord *c, const struct coord_job *j, struct json_writ
                 json_key(w, "tasks");
                 upper_task_counts(w, counts);
                 json_key(w, "metrics");
-                vertex_metrics(w, rin, rout);
+                vertex_metrics(w, rin, rout, &lat);
                 json_end_object(w);
         }
         json_end_array(w);
@@ -501,7 +534,7 @@ int coord_view_job_vertex(struct coord *c, const struct coord_job *j, const char
                 json_kv_int(w, "duration",
                             t->start_ms < 0 ? -1 : (end >= 0 ? end : now) - t->start_ms);
                 json_key(w, "metrics");
-                vertex_metrics(w, t->records_in, t->records_out);
+                vertex_metrics(w, t->records_in, t->records_out, &t->latency);
                 json_end_object(w);
         }
         json_end_array(w);

@@ -411,6 +411,8 @@ void sb_backend_destroy(struct sb_backend *b) {
         sb_buf_finish(&b->key);
         sb_buf_finish(&b->val);
         sb_buf_finish(&b->upper);
+        sb_buf_finish(&b->batch);
+        sb_buf_finish(&b->order);
         free(b->states);
         sb_shared_unref(b->shared);
         free(b);
@@ -601,6 +603,144 @@ int sb_value_put(struct sb_state *st, const struct sb_key *k, const void *value,
         if (r == 0)
                 r = encode_key(st, k, NULL, 0, NULL);
         return r < 0 ? r : put_value(st, value, len);
+}
+
+/* An entry of sb_value_put_batch in b->batch: offsets of the encoded key and value. */
+struct batch_ent {
+        size_t key_off, key_len, val_off, val_len, index;
+};
+
+static int batch_cmp(const void *a, const void *b, void *arg) {
+        const struct batch_ent *x = a, *y = b;
+        const unsigned char *batch_base = arg;
+        size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+        int c = memcmp(batch_base + x->key_off, batch_base + y->key_off, n);
+        if (c)
+                return c;
+        if (x->key_len != y->key_len)
+                return x->key_len < y->key_len ? -1 : 1;
+        return x->index < y->index ? -1 : x->index > y->index;
+}
+
+int sb_value_put_batch(struct sb_state *st, const struct sb_kv *kvs, size_t n) {
+        struct sb_backend *b = st->b;
+        int r = st_need(st, SB_STATE_VALUE, SB_STATE_VALUE, "value put");
+        if (r < 0 || n == 0)
+                return r;
+        if (sb_buf_reserve(&b->order, n * sizeof(struct batch_ent)) < 0)
+                return st_fail(st, -ENOMEM, "out of memory");
+        b->batch.len = 0;
+        int64_t now = st->ttl_ms ? sb_env_now_ms(b->env) : 0;
+        for (size_t i = 0; i < n; i++) {
+                if (kvs[i].value_len > SB_MAX_VALUE_BYTES)
+                        return st_fail(st, -EINVAL, "a value of %zu bytes is over %u",
+                                       kvs[i].value_len, SB_MAX_VALUE_BYTES);
+                if ((r = encode_key(st, &kvs[i].key, NULL, 0, NULL)) < 0)
+                        return r;
+                size_t hdr = st->ttl_ms ? SB_TTL_BYTES : 0;
+                size_t off = b->batch.len;
+                if (sb_buf_reserve(&b->batch, off + b->key.len + hdr + kvs[i].value_len) < 0)
+                        return st_fail(st, -ENOMEM, "out of memory");
+                unsigned char *p = b->batch.data;
+                memcpy(p + off, b->key.data, b->key.len);
+                if (hdr)
+                        sb_be64_put(p + off + b->key.len, (uint64_t)now);
+                if (kvs[i].value_len)
+                        memcpy(p + off + b->key.len + hdr, kvs[i].value, kvs[i].value_len);
+                ((struct batch_ent *)b->order.data)[i] = (struct batch_ent){
+                        .key_off = off, .key_len = b->key.len, .val_off = off + b->key.len,
+                        .val_len = hdr + kvs[i].value_len, .index = i};
+                b->batch.len = off + b->key.len + hdr + kvs[i].value_len;
+        }
+        struct batch_ent *ents = b->order.data;
+        const unsigned char *base = b->batch.data;
+        qsort_r(ents, n, sizeof(*ents), batch_cmp, (void *)base);
+        rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+        if (!wb)
+                return st_fail(st, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++)
+                rocksdb_writebatch_put_cf(wb, st->cf, (const char *)base + ents[i].key_off,
+                                          ents[i].key_len, (const char *)base + ents[i].val_off,
+                                          ents[i].val_len);
+        char *e = NULL;
+        rocksdb_write(b->db, b->wopts, wb, &e);
+        rocksdb_writebatch_destroy(wb);
+        return e ? st_rocks(st, e, "write batch") : 0;
+}
+
+int sb_value_multi_get(struct sb_state *st, const struct sb_key *keys, size_t n,
+                       sb_multi_fn fn, void *arg) {
+        struct sb_backend *b = st->b;
+        int r = st_need(st, SB_STATE_VALUE, SB_STATE_VALUE, "value get");
+        if (r < 0 || n == 0)
+                return r;
+        if (st->ttl_ms) {
+                /* expiry is checked (and expired values deleted) one key at a time */
+                for (size_t i = 0; i < n && r == 0; i++) {
+                        rocksdb_pinnableslice_t *pin = NULL;
+                        const char *v = NULL;
+                        size_t len = 0;
+                        if ((r = encode_key(st, &keys[i], NULL, 0, NULL)) < 0)
+                                return r;
+                        int got = get_value(st, &pin, &v, &len);
+                        if (got < 0)
+                                return got;
+                        r = fn(arg, i, got ? v : NULL, got ? len : 0);
+                        if (pin)
+                                rocksdb_pinnableslice_destroy(pin);
+                }
+                return r;
+        }
+        b->batch.len = 0;
+        size_t *offs = malloc(n * sizeof(*offs));
+        size_t *lens = malloc(n * sizeof(*lens));
+        const char **ptrs = malloc(n * sizeof(*ptrs));
+        rocksdb_pinnableslice_t **vals = calloc(n, sizeof(*vals));
+        char **errs = calloc(n, sizeof(*errs));
+        if (!offs || !lens || !ptrs || !vals || !errs) {
+                r = st_fail(st, -ENOMEM, "out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if ((r = encode_key(st, &keys[i], NULL, 0, NULL)) < 0)
+                        goto out;
+                size_t off = b->batch.len;
+                if (sb_buf_reserve(&b->batch, off + b->key.len) < 0) {
+                        r = st_fail(st, -ENOMEM, "out of memory");
+                        goto out;
+                }
+                memcpy((char *)b->batch.data + off, b->key.data, b->key.len);
+                offs[i] = off;
+                lens[i] = b->key.len;
+                b->batch.len = off + b->key.len;
+        }
+        for (size_t i = 0; i < n; i++)
+                ptrs[i] = (const char *)b->batch.data + offs[i];
+        rocksdb_batched_multi_get_cf(b->db, b->ropts, st->cf, n, ptrs, lens, vals, errs,
+                                     false);
+        for (size_t i = 0; i < n; i++)
+                if (errs[i]) {
+                        r = st_rocks(st, errs[i], "multi get");
+                        errs[i] = NULL; /* st_rocks frees it */
+                        goto out;
+                }
+        for (size_t i = 0; i < n && r == 0; i++) {
+                size_t len = 0;
+                const char *v = vals[i] ? rocksdb_pinnableslice_value(vals[i], &len) : NULL;
+                r = fn(arg, i, v, len);
+        }
+out:
+        for (size_t i = 0; vals && i < n; i++)
+                if (vals[i])
+                        rocksdb_pinnableslice_destroy(vals[i]);
+        for (size_t i = 0; errs && i < n; i++)
+                free(errs[i]);
+        free(offs);
+        free(lens);
+        free(ptrs);
+        free(vals);
+        free(errs);
+        return r;
 }
 
 /* ---- lists ------------------------------------------------------------------------- */

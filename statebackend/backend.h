@@ -203,6 +203,23 @@ void sb_buf_finish(struct sb_buf *buf);
 /* Value state. get returns 1 and the value in *out, or 0 when absent or expired. */
 int sb_value_get(struct sb_state *st, const struct sb_key *k, struct sb_buf *out);
 int sb_value_put(struct sb_state *st, const struct sb_key *k, const void *value, size_t len);
+/* Puts n values of a value state in one RocksDB write (a WriteBatch), its entries sorted
+ * by their RocksDB key first: a memtable insert in key order reuses the position of the
+ * previous one, so this costs much less than n sb_value_put calls (the keyed operators'
+ * write-back). Equal keys: the last one wins, as with n puts. All or nothing. */
+struct sb_kv {
+        struct sb_key key;
+        const void *value;
+        size_t value_len;
+};
+int sb_value_put_batch(struct sb_state *st, const struct sb_kv *kvs, size_t n);
+/* Reads n keys of a value state in one RocksDB MultiGet (one pass over the memtables
+ * and files for all of them, batched filter and block lookups). fn(arg, i, value, len)
+ * for each i in order, value NULL when absent or expired; value is valid during the call
+ * only. 0, fn's first non-zero return, or a negative errno. */
+typedef int (*sb_multi_fn)(void *arg, size_t i, const void *value, size_t len);
+int sb_value_multi_get(struct sb_state *st, const struct sb_key *keys, size_t n,
+                       sb_multi_fn fn, void *arg);
 /* Clear works on every kind: it removes the key's value, list or whole map. */
 int sb_state_clear(struct sb_state *st, const struct sb_key *k);
 

@@ -187,6 +187,8 @@ struct sb_backend {
         struct sb_buf key;      /* scratch: encoded key */
         struct sb_buf val;      /* scratch: encoded value */
         struct sb_buf upper;    /* scratch: iteration bound */
+        struct sb_buf batch;    /* scratch: sb_value_put_batch's encoded entries */
+        struct sb_buf order;    /* scratch: and their order */
         char last_error[SB_ERR_MAX];
         struct sb_backend *env_next;
 };

@@ -76,6 +76,23 @@ static int flush_states(struct sb_backend *b, struct sb_sync_stats *st, bool *re
         return r;
 }
 
+int sb_backend_flush_async(struct sb_backend *b, char *err, size_t err_len) {
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        if (!fo)
+                return -ENOMEM;
+        rocksdb_flushoptions_set_wait(fo, 0);
+        int r = 0;
+        for (size_t i = 0; i < b->n_states && r == 0; i++) {
+                char *e = NULL;
+                rocksdb_flush_cf(b->db, fo, b->states[i].cf, &e);
+                if (e)
+                        r = sb_fail_rocks(err, err_len, e, "flushing state '%s' of %s",
+                                          b->states[i].name, b->db_dir);
+        }
+        rocksdb_flushoptions_destroy(fo);
+        return r;
+}
+
 uint64_t sb_snapshot_checkpoint_id(const struct sb_snapshot *snap) {
         return snap->checkpoint_id;
 }

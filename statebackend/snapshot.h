@@ -44,6 +44,13 @@ int sb_snapshot_sync(struct sb_backend *b, uint64_t checkpoint_id,
 
 uint64_t sb_snapshot_checkpoint_id(const struct sb_snapshot *snap);
 
+/* Starts flushing every state's memtable in the background and returns at once
+ * (RocksDB's flush without waiting). A caller that snapshots periodically calls it about
+ * midway between two snapshots, so that the flush inside the next sb_snapshot_sync, which
+ * stalls its task thread, has only the writes since then left, while the rest was
+ * written by RocksDB's flush thread in parallel. Task thread. 0 or a negative errno. */
+int sb_backend_flush_async(struct sb_backend *b, char *err, size_t err_len);
+
 /* Where the synchronous part's time went. */
 struct sb_sync_stats {
         uint64_t memtable_entries; /* in the active memtables before the flush */

@@ -77,6 +77,7 @@ struct wrk_ctl {
         char state_dir[4096];
         char checkpoints_dir[4096];
         uint64_t buffer_timeout_ms;
+        uint64_t latency_interval_ms;
         int64_t checkpoint_interval_ms;
         bool checkpoint_at_least_once;
 
@@ -370,13 +371,26 @@ static void send_heartbeat(struct wrk_ctl *c) {
                 const struct wrk_task_id *id = wrk_task_id(t);
                 struct wrk_task_change rep;
                 wrk_task_report(t, &rep);
-                msgpack_pack_map(&m.pk, 9);
+                bool lat = rep.latency.count > 0;
+                msgpack_pack_map(&m.pk, lat ? 10 : 9);
                 pack_task(&m.pk, id);
                 msg_pack_kv_u64(&m.pk, "slot", id->slot);
                 msg_pack_kv_str(&m.pk, "state", wrk_task_state_name(rep.state));
                 msg_pack_kv_u64(&m.pk, "records_in", rep.records_in);
                 msg_pack_kv_u64(&m.pk, "records_out", rep.records_out);
                 msg_pack_kv_u64(&m.pk, "late_records_dropped", rep.late_records_dropped);
+                if (lat) {
+                        /* a sink's latency from markers (ops.h), microseconds */
+                        msg_pack_cstr(&m.pk, "latency");
+                        msgpack_pack_map(&m.pk, 7);
+                        msg_pack_kv_u64(&m.pk, "count", rep.latency.count);
+                        msg_pack_kv_u64(&m.pk, "min_us", rep.latency.min_us);
+                        msg_pack_kv_u64(&m.pk, "max_us", rep.latency.max_us);
+                        msg_pack_kv_u64(&m.pk, "mean_us", rep.latency.mean_us);
+                        msg_pack_kv_u64(&m.pk, "p50_us", rep.latency.p50_us);
+                        msg_pack_kv_u64(&m.pk, "p95_us", rep.latency.p95_us);
+                        msg_pack_kv_u64(&m.pk, "p99_us", rep.latency.p99_us);
+                }
         }
         int r = rpc_send(c->conn, PROTO_HEARTBEAT, &m);
         rpc_msg_finish(&m);
@@ -758,6 +772,7 @@ static void handle_deploy(struct wrk_ctl *c, struct rpc_conn *conn, uint64_t id,
                                          .err = c->err, .sb_env = c->sb_env,
                                          .state_dir = c->state_dir[0] ? c->state_dir : NULL,
                                          .buffer_timeout_ms = c->buffer_timeout_ms,
+                                         .latency_interval_ms = c->latency_interval_ms,
                                          .job_checkpoint_dir =
                                                  c->checkpoints_dir[0] ? job_dir : NULL,
                                          .restored_checkpoint = restored_checkpoint,
@@ -1434,6 +1449,7 @@ int wrk_ctl_create(struct event_base *base, const struct wrk_ctl_options *o,
         snprintf(c->checkpoints_dir, sizeof(c->checkpoints_dir), "%s",
                  o->checkpoints_dir ? o->checkpoints_dir : "");
         c->buffer_timeout_ms = o->buffer_timeout_ms;
+        c->latency_interval_ms = o->latency_interval_ms;
         c->checkpoint_interval_ms = o->checkpoint_interval_ms;
         c->checkpoint_at_least_once = o->checkpoint_at_least_once;
         c->retry_ms = WRK_RETRY_MIN_MS;

@@ -96,10 +96,12 @@ struct wrk_ctl_options {
         FILE *out;
         FILE *err;
         /* Handed to every task (task.h wrk_task_options): the RocksDB environment
-         * (borrowed), the keyed state directory (copied) and execution.buffer-timeout. */
+         * (borrowed), the keyed state directory (copied), execution.buffer-timeout and
+         * metrics.latency.interval. */
         struct sb_env *sb_env;
         const char *state_dir;
         uint64_t buffer_timeout_ms;
+        uint64_t latency_interval_ms;
         /* Local path of state.checkpoints.dir (copied; NULL or "": jobs cannot
          * checkpoint, every barrier is declined). */
         const char *checkpoints_dir;

@@ -145,6 +145,21 @@ int wrk_outbuf_add_end(struct wrk_outbuf *b, uint64_t now_us) {
         return 0;
 }
 
+int wrk_outbuf_add_latency(struct wrk_outbuf *b, const struct wrk_latency_marker *m,
+                           uint64_t now_us) {
+        if (WRK_BUFFER_BYTES - b->len < 1 + 3 * 10)
+                return -ENOSPC;
+        outbuf_touch(b, now_us);
+        unsigned char *p = b->data + b->len;
+        size_t n = 0;
+        p[n++] = WRK_ENTRY_LATENCY;
+        n += put_varint(p + n, zigzag(m->marked_us));
+        n += put_varint(p + n, m->vertex);
+        n += put_varint(p + n, m->subtask);
+        b->len += n;
+        return 0;
+}
+
 bool wrk_outbuf_due(const struct wrk_outbuf *b, uint64_t now_us, uint64_t timeout_ms) {
         if (b->len == 0)
                 return false;
@@ -227,6 +242,16 @@ int wrk_buffer_next(const void *data, size_t len, size_t *pos, struct wrk_entry 
                 if (get_varint(d, len, &p, &w) < 0)
                         return -EBADMSG;
                 e.watermark = unzigzag(w);
+                break;
+        }
+        case WRK_ENTRY_LATENCY: {
+                uint64_t t, v, st;
+                if (get_varint(d, len, &p, &t) < 0 || get_varint(d, len, &p, &v) < 0 ||
+                    get_varint(d, len, &p, &st) < 0 || v > UINT32_MAX || st > UINT32_MAX)
+                        return -EBADMSG;
+                e.marker.marked_us = unzigzag(t);
+                e.marker.vertex = (uint32_t)v;
+                e.marker.subtask = (uint32_t)st;
                 break;
         }
         default:
@@ -534,4 +559,44 @@ int wrk_file_splits_redistribute(const struct wrk_file_split *in, size_t n_in, u
         *ret = all;
         *ret_n = mine;
         return 0;
+}
+
+/* ---- latency histogram ---- */
+
+void wrk_latency_hist_add(struct wrk_latency_hist *h, int64_t latency_us) {
+        h->samples_us[h->next] = latency_us > 0 ? (uint64_t)latency_us : 0;
+        h->next = (h->next + 1) % WRK_LATENCY_HISTORY;
+        if (h->n < WRK_LATENCY_HISTORY)
+                h->n++;
+        h->count++;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* Nearest rank: the smallest sample with at least q of them at or below it. */
+static uint64_t rank(const uint64_t *sorted, uint32_t n, unsigned q_percent) {
+        uint64_t k = ((uint64_t)n * q_percent + 99) / 100;
+        return sorted[k ? k - 1 : 0];
+}
+
+void wrk_latency_hist_stats(const struct wrk_latency_hist *h, struct wrk_latency_stats *ret) {
+        memset(ret, 0, sizeof(*ret));
+        if (h->n == 0)
+                return;
+        uint64_t s[WRK_LATENCY_HISTORY];
+        memcpy(s, h->samples_us, h->n * sizeof(s[0]));
+        qsort(s, h->n, sizeof(s[0]), cmp_u64);
+        uint64_t sum = 0;
+        for (uint32_t i = 0; i < h->n; i++)
+                sum += s[i];
+        ret->count = h->count;
+        ret->min_us = s[0];
+        ret->max_us = s[h->n - 1];
+        ret->mean_us = sum / h->n;
+        ret->p50_us = rank(s, h->n, 50);
+        ret->p95_us = rank(s, h->n, 95);
+        ret->p99_us = rank(s, h->n, 99);
 }

@@ -24,7 +24,11 @@
  *     2 barrier  varint checkpoint id | u8 flags (bit 0: savepoint)
  *     3 end      end of input of this channel (the producer subtask finished)
  *     4 watermark  zigzag varint watermark ms (event time; INT64_MAX = end of event time)
- *   (5 is reserved for a latency marker.)
+ *     5 latency  a latency marker (Flink's LatencyMarker): zigzag varint marked time
+ *                (wall clock, microseconds since the epoch) | varint source vertex |
+ *                varint source subtask. It waits in the buffer like a record (so
+ *                execution.buffer-timeout delays it as it delays records) and never
+ *                overtakes one.
  *   Varints are LEB128 (7 bits a byte, low first, at most 10 bytes). A buffer is flushed
  *   (handed to the channel) when the next entry does not fit, when it holds a barrier or
  *   an end (they never wait), and when its oldest entry is execution.buffer-timeout ms old
@@ -118,7 +122,7 @@ enum wrk_entry_type {
         WRK_ENTRY_BARRIER = 2,
         WRK_ENTRY_END = 3,
         WRK_ENTRY_WATERMARK = 4,
-        /* 5 is reserved (latency marker) */
+        WRK_ENTRY_LATENCY = 5,
 };
 
 /* An output buffer: caller-allocated, WRK_BUFFER_BYTES of storage inline. */
@@ -138,6 +142,10 @@ int wrk_outbuf_add_barrier(struct wrk_outbuf *b, uint64_t checkpoint_id, bool sa
                            uint64_t now_us);
 int wrk_outbuf_add_end(struct wrk_outbuf *b, uint64_t now_us);
 int wrk_outbuf_add_watermark(struct wrk_outbuf *b, int64_t watermark, uint64_t now_us);
+/* Appends a latency marker (counted neither as a record nor as a barrier: it waits for
+ * the buffer timeout as records do). 0 or -ENOSPC. */
+int wrk_outbuf_add_latency(struct wrk_outbuf *b, const struct wrk_latency_marker *m,
+                           uint64_t now_us);
 
 /* Whether a non-empty buffer must go now: its oldest entry is timeout_ms old (0: at
  * once). */
@@ -150,6 +158,7 @@ struct wrk_entry {
         uint64_t checkpoint_id;     /* WRK_ENTRY_BARRIER */
         bool savepoint;
         int64_t watermark;          /* WRK_ENTRY_WATERMARK */
+        struct wrk_latency_marker marker; /* WRK_ENTRY_LATENCY */
 };
 
 /* Reads the entry at data[*pos], advancing *pos. 1 and *ret, 0 at the end, -EBADMSG on

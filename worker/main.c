@@ -351,6 +351,7 @@ int main(int argc, char **argv) {
                 .sb_env = sb_env,
                 .state_dir = state_dir,
                 .buffer_timeout_ms = buffer_timeout > 0 ? (uint64_t)buffer_timeout : 0,
+                .latency_interval_ms = (uint64_t)cfg_int(cfg, CFG_METRICS_LATENCY_INTERVAL),
                 .checkpoints_dir = checkpoints_dir,
                 .checkpoint_interval_ms = cfg_int(cfg, CFG_CHECKPOINTING_INTERVAL),
                 .checkpoint_at_least_once =

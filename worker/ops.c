@@ -99,6 +99,11 @@ struct wrk_chain {
         struct sb_env *sb_env;
         char state_dir[WRK_PATH_MAX];
         uint64_t buffer_timeout_ms;
+        /* Latency markers (ops.h): the interval, when the next one is due (monotonic),
+         * and what the sink at the tail measured. */
+        uint64_t latency_interval_ms;
+        uint64_t next_marker_us;
+        struct wrk_latency_hist latency;
 
         char job_dir[WRK_PATH_MAX];     /* "" = no checkpoints */
         wrk_ckpt_fn on_checkpoint;
@@ -196,6 +201,17 @@ static int source_push(struct wrk_chain *c, const struct wrk_record *rec) {
         if (r == 0 && c->event_time && wrk_wm_gen_event(&c->wmgen, rec->timestamp_ms, &w))
                 r = chain_watermark(c, w);
         return r;
+}
+
+int wrk_op_marker(struct wrk_op *op, const struct wrk_latency_marker *m) {
+        for (; op; op = op->next) {
+                if (op->vt->marker)
+                        return op->vt->marker(op, m);
+                if (!op->next)
+                        wrk_latency_hist_add(&op->chain->latency,
+                                             clock_wall_us() - m->marked_us);
+        }
+        return 0;
 }
 
 /* Writes all of buf to fd, retrying short writes and EINTR. */
@@ -862,6 +878,20 @@ static const struct wrk_op_vtable filter_vt = {
  * Keyed aggregates on RocksDB: count, sum, min, max, with a per-step table. */
 
 #define AGG_TABLE_SLOTS 8192u /* power of two; written back at half full */
+/* Records held before their keys are looked up together (one MultiGet), and the bytes of
+ * their keys (and texts, for reduce) at most. */
+#define AGG_PENDING_MAX 1024u
+#define AGG_ARENA_MAX (1u << 20)
+
+struct agg_pending {
+        size_t key_off, key_len;
+        size_t text_off, text_len; /* reduce only */
+        int64_t x;                 /* the input (agg_input) */
+        int64_t value;             /* reduce: the record's value */
+        uint64_t seq;
+        int64_t timestamp_ms;
+        size_t slot;
+};
 
 struct agg_slot {
         char *key;      /* NULL = free */
@@ -870,6 +900,7 @@ struct agg_slot {
         int64_t value;
         bool present;   /* the key has a value (from RocksDB or this step) */
         bool dirty;
+        unsigned char enc[8]; /* the value as written back */
 };
 
 struct op_agg {
@@ -881,7 +912,19 @@ struct op_agg {
         struct sb_state *st;
         struct sb_buf buf;
         struct agg_slot *slots;
+        struct sb_kv *batch; /* AGG_TABLE_SLOTS: the write-back */
         size_t used;
+        /* Records not applied yet (agg_drain), their bytes, and the drain's reads. */
+        struct agg_pending *pend;
+        size_t n_pend;
+        char *arena;
+        size_t arena_len;
+        struct sb_key *mkeys;
+        size_t *mslots;
+        /* Flush-ahead (agg_writeback): when the last snapshot was taken, and whether the
+         * memtable was flushed in the background since. */
+        uint64_t last_snap_us;
+        bool flushed_ahead;
         char dir[WRK_PATH_MAX];
         struct sb_snapshot *snap; /* between the sync and the async part */
         flinc_udf_reduce_fn reduce; /* reduce only */
@@ -898,25 +941,42 @@ static void make_default_env(void) {
                                       sizeof(default_env_err));
 }
 
+/* Writes the dirty keys of the table back in one RocksDB write batch (sorted by the
+ * backend: a memtable insert in key order is cheap) and empties the table. */
 static int agg_writeback(struct op_agg *a) {
         int r = 0;
+        size_t n = 0;
         for (size_t i = 0; i < AGG_TABLE_SLOTS; i++) {
                 struct agg_slot *sl = &a->slots[i];
-                if (!sl->key)
+                if (!sl->key || !sl->dirty)
                         continue;
-                if (sl->dirty && r == 0) {
-                        unsigned char v[8];
-                        uint64_t u = (uint64_t)sl->value;
-                        for (int j = 0; j < 8; j++)
-                                v[j] = (unsigned char)(u >> (8 * j));
-                        struct sb_key k = {.key = sl->key, .key_len = sl->key_len};
-                        r = sb_value_put(a->st, &k, v, sizeof(v));
-                        if (r < 0)
-                                chain_fail(a->op.chain, r, "%s: state write failed: %s",
-                                           a->step, sb_backend_last_error(a->b));
-                }
-                free(sl->key);
-                sl->key = NULL;
+                uint64_t u = (uint64_t)sl->value;
+                for (int j = 0; j < 8; j++)
+                        sl->enc[j] = (unsigned char)(u >> (8 * j));
+                a->batch[n++] = (struct sb_kv){.key = {.key = sl->key, .key_len = sl->key_len},
+                                               .value = sl->enc, .value_len = 8};
+        }
+        r = sb_value_put_batch(a->st, a->batch, n);
+        if (r < 0)
+                chain_fail(a->op.chain, r, "%s: state write failed: %s", a->step,
+                           sb_backend_last_error(a->b));
+        /* With periodic checkpoints, half an interval after the last snapshot the
+         * memtable goes to RocksDB's flush thread, so the next snapshot's synchronous
+         * flush (which stalls this thread) has only half an interval of writes left. */
+        const struct wrk_chain *c = a->op.chain;
+        bool periodic = c->checkpoint_interval_ms > 0 && c->job_dir[0];
+        if (r == 0 && n && periodic && !a->flushed_ahead &&
+            clock_mono_us() - a->last_snap_us >= (uint64_t)c->checkpoint_interval_ms * 500u) {
+                char err[256] = "";
+                a->flushed_ahead = true;
+                int f = sb_backend_flush_async(a->b, err, sizeof(err));
+                if (f < 0)
+                        r = chain_fail(a->op.chain, f, "%s: state flush failed: %s", a->step,
+                                       err);
+        }
+        for (size_t i = 0; i < AGG_TABLE_SLOTS; i++) {
+                free(a->slots[i].key);
+                a->slots[i].key = NULL;
         }
         a->used = 0;
         return r;
@@ -934,7 +994,12 @@ static int agg_open(struct wrk_op *op) {
                 env = default_env;
         }
         a->slots = calloc(AGG_TABLE_SLOTS, sizeof(*a->slots));
-        if (!a->slots)
+        a->batch = calloc(AGG_TABLE_SLOTS, sizeof(*a->batch));
+        a->pend = calloc(AGG_PENDING_MAX, sizeof(*a->pend));
+        a->arena = malloc(AGG_ARENA_MAX + 2 * WRK_RECORD_MAX_BYTES);
+        a->mkeys = calloc(AGG_PENDING_MAX, sizeof(*a->mkeys));
+        a->mslots = calloc(AGG_PENDING_MAX, sizeof(*a->mslots));
+        if (!a->slots || !a->batch || !a->pend || !a->arena || !a->mkeys || !a->mslots)
                 return chain_fail(c, -ENOMEM, "out of memory");
         const struct job_graph *g = c->g;
         struct sb_state_desc desc = {.name = "agg", .kind = SB_STATE_VALUE};
@@ -979,6 +1044,7 @@ static int agg_open(struct wrk_op *op) {
                 return chain_fail(c, r, "%s: keyed state backend in %s: %s", a->step, a->dir,
                                   err);
         a->st = sb_backend_state(a->b, "agg");
+        a->last_snap_us = clock_mono_us();
         return 0;
 }
 
@@ -1034,6 +1100,10 @@ static int agg_combine(struct op_agg *a, bool present, int64_t acc, int64_t x,
         return 0;
 }
 
+static int agg_drain(struct op_agg *a);
+
+/* A record waits in the pending queue (its input already parsed, so a bad one fails at
+ * once); agg_drain applies the queue in order. */
 static int agg_push(struct wrk_op *op, const struct wrk_record *rec) {
         struct op_agg *a = (struct op_agg *)op;
         const char *key;
@@ -1043,22 +1113,72 @@ static int agg_push(struct wrk_op *op, const struct wrk_record *rec) {
         int r = agg_input(a, rec, &x);
         if (r < 0)
                 return r;
-        uint32_t h = (uint32_t)hash_java_bytes(key, key_len);
-        size_t i = (h * 2654435761u) & (AGG_TABLE_SLOTS - 1);
-        struct agg_slot *sl;
-        for (;;) {
-                sl = &a->slots[i];
-                if (!sl->key || (sl->hash == h && sl->key_len == key_len &&
-                                 memcmp(sl->key, key, key_len) == 0))
-                        break;
-                i = (i + 1) & (AGG_TABLE_SLOTS - 1);
+        size_t text_len = a->kind == JOB_OP_REDUCE ? rec->text_len : 0;
+        if (a->n_pend == AGG_PENDING_MAX || a->arena_len > AGG_ARENA_MAX)
+                if ((r = agg_drain(a)) < 0)
+                        return r;
+        /* the arena has room for one more record beyond AGG_ARENA_MAX */
+        struct agg_pending *p = &a->pend[a->n_pend++];
+        p->key_off = a->arena_len;
+        p->key_len = key_len;
+        if (key_len)
+                memcpy(a->arena + a->arena_len, key, key_len);
+        a->arena_len += key_len;
+        p->text_off = a->arena_len;
+        p->text_len = text_len;
+        if (text_len)
+                memcpy(a->arena + a->arena_len, rec->text, text_len);
+        a->arena_len += text_len;
+        p->x = x;
+        p->value = rec->value;
+        p->seq = rec->seq;
+        p->timestamp_ms = rec->timestamp_ms;
+        return 0;
+}
+
+static int agg_fill(void *arg, size_t i, const void *value, size_t len) {
+        struct op_agg *a = arg;
+        struct agg_slot *sl = &a->slots[a->mslots[i]];
+        sl->present = value && len == 8;
+        if (sl->present) {
+                uint64_t u = 0;
+                const unsigned char *v = value;
+                for (int j = 0; j < 8; j++)
+                        u |= (uint64_t)v[j] << (8 * j);
+                sl->value = (int64_t)u;
         }
-        if (!sl->key) {
-                if (a->used >= AGG_TABLE_SLOTS / 2) {
-                        if ((r = agg_writeback(a)) < 0)
-                                return r;
-                        return agg_push(op, rec); /* the table is empty now */
+        return 0;
+}
+
+/* Applies the pending records in order: their keys find or take a table slot, the keys
+ * new to the table are read from RocksDB in one MultiGet, then each record updates its
+ * key and the running aggregate goes on. Called when the queue is full, at the end of a
+ * step, before a snapshot, a latency marker and the end of input. */
+static int agg_drain(struct op_agg *a) {
+        struct wrk_op *op = &a->op;
+        int r;
+        if (a->n_pend == 0)
+                return 0;
+        if (a->used + a->n_pend > AGG_TABLE_SLOTS / 2 && (r = agg_writeback(a)) < 0)
+                return r;
+        size_t n_miss = 0;
+        for (size_t k = 0; k < a->n_pend; k++) {
+                struct agg_pending *p = &a->pend[k];
+                const char *key = a->arena + p->key_off;
+                size_t key_len = p->key_len;
+                uint32_t h = (uint32_t)hash_java_bytes(key, key_len);
+                size_t i = (h * 2654435761u) & (AGG_TABLE_SLOTS - 1);
+                struct agg_slot *sl;
+                for (;;) {
+                        sl = &a->slots[i];
+                        if (!sl->key || (sl->hash == h && sl->key_len == key_len &&
+                                         memcmp(sl->key, key, key_len) == 0))
+                                break;
+                        i = (i + 1) & (AGG_TABLE_SLOTS - 1);
                 }
+                p->slot = i;
+                if (sl->key)
+                        continue;
                 sl->key = malloc(key_len ? key_len : 1);
                 if (!sl->key)
                         return chain_fail(op->chain, -ENOMEM, "out of memory");
@@ -1066,32 +1186,39 @@ static int agg_push(struct wrk_op *op, const struct wrk_record *rec) {
                 sl->key_len = key_len;
                 sl->hash = h;
                 sl->dirty = false;
+                sl->present = false;
                 a->used++;
-                struct sb_key k = {.key = key, .key_len = key_len};
-                r = sb_value_get(a->st, &k, &a->buf);
-                if (r < 0)
-                        return chain_fail(op->chain, r, "%s: state read failed: %s", a->step,
-                                          sb_backend_last_error(a->b));
-                sl->present = r == 1 && a->buf.len == 8;
-                if (sl->present) {
-                        uint64_t u = 0;
-                        const unsigned char *v = a->buf.data;
-                        for (int j = 0; j < 8; j++)
-                                u |= (uint64_t)v[j] << (8 * j);
-                        sl->value = (int64_t)u;
-                }
+                a->mkeys[n_miss] = (struct sb_key){.key = sl->key, .key_len = key_len};
+                a->mslots[n_miss++] = i;
         }
-        int64_t v;
-        r = agg_combine(a, sl->present, sl->value, x, rec, key, key_len, &v);
+        r = sb_value_multi_get(a->st, a->mkeys, n_miss, agg_fill, a);
         if (r < 0)
-                return r;
-        sl->value = v;
-        sl->present = true;
-        sl->dirty = true;
-        struct wrk_record out = {.kind = WRK_REC_PAIR, .text = sl->key, .text_len = key_len,
-                                 .key = sl->key, .key_len = key_len, .value = v,
-                                 .seq = rec->seq, .timestamp_ms = rec->timestamp_ms};
-        return wrk_op_emit(op, &out);
+                return chain_fail(op->chain, r, "%s: state read failed: %s", a->step,
+                                  sb_backend_last_error(a->b));
+        size_t n = a->n_pend;
+        a->n_pend = 0;
+        a->arena_len = 0;
+        for (size_t k = 0; k < n; k++) {
+                struct agg_pending *p = &a->pend[k];
+                struct agg_slot *sl = &a->slots[p->slot];
+                struct wrk_record in = {.kind = WRK_REC_TEXT, .text = a->arena + p->text_off,
+                                        .text_len = p->text_len, .value = p->value,
+                                        .seq = p->seq, .timestamp_ms = p->timestamp_ms};
+                int64_t v;
+                r = agg_combine(a, sl->present, sl->value, p->x, &in, sl->key, sl->key_len, &v);
+                if (r < 0)
+                        return r;
+                sl->value = v;
+                sl->present = true;
+                sl->dirty = true;
+                struct wrk_record out = {.kind = WRK_REC_PAIR, .text = sl->key,
+                                         .text_len = sl->key_len, .key = sl->key,
+                                         .key_len = sl->key_len, .value = v, .seq = p->seq,
+                                         .timestamp_ms = p->timestamp_ms};
+                if ((r = wrk_op_emit(op, &out)) < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* End of a step: the table stays (a write-back cache of at most AGG_TABLE_SLOTS / 2
@@ -1099,12 +1226,25 @@ static int agg_push(struct wrk_op *op, const struct wrk_record *rec) {
  * input. Nothing is lost by holding it: RocksDB runs without a WAL, so the state's
  * durability comes from checkpoints, which write the table back first. */
 static int agg_flush(struct wrk_op *op) {
-        (void)op;
-        return 0;
+        return agg_drain((struct op_agg *)op);
 }
 
 static int agg_finish(struct wrk_op *op) {
-        return agg_writeback((struct op_agg *)op);
+        int r = agg_drain((struct op_agg *)op);
+        return r < 0 ? r : agg_writeback((struct op_agg *)op);
+}
+
+/* A latency marker goes on behind the records that came before it. */
+static int agg_marker(struct wrk_op *op, const struct wrk_latency_marker *m) {
+        int r = agg_drain((struct op_agg *)op);
+        return r < 0 ? r : wrk_op_marker(op->next, m);
+}
+
+/* Records still queued for agg_drain are older than the watermark: they go first, or a
+ * window downstream would see them after it and drop them as late. */
+static int agg_watermark(struct wrk_op *op, int64_t watermark) {
+        int r = agg_drain((struct op_agg *)op);
+        return r < 0 ? r : wrk_op_emit_watermark(op, watermark);
 }
 
 static void agg_destroy(struct wrk_op *op) {
@@ -1114,6 +1254,11 @@ static void agg_destroy(struct wrk_op *op) {
                         free(a->slots[i].key);
                 free(a->slots);
         }
+        free(a->batch);
+        free(a->pend);
+        free(a->arena);
+        free(a->mkeys);
+        free(a->mslots);
         sb_buf_finish(&a->buf);
         sb_snapshot_destroy(a->snap);
         sb_backend_destroy(a->b);
@@ -1132,26 +1277,31 @@ static const struct wrk_op_vtable count_vt = {
         .name = "count", .open = agg_open, .push = agg_push, .flush = agg_flush,
         .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
         .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
+        .marker = agg_marker, .watermark = agg_watermark,
 };
 static const struct wrk_op_vtable sum_vt = {
         .name = "sum", .open = agg_open, .push = agg_push, .flush = agg_flush,
         .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
         .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
+        .marker = agg_marker, .watermark = agg_watermark,
 };
 static const struct wrk_op_vtable min_vt = {
         .name = "min", .open = agg_open, .push = agg_push, .flush = agg_flush,
         .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
         .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
+        .marker = agg_marker, .watermark = agg_watermark,
 };
 static const struct wrk_op_vtable reduce_vt = {
         .name = "reduce", .open = agg_open, .push = agg_push, .flush = agg_flush,
         .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
         .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
+        .marker = agg_marker, .watermark = agg_watermark,
 };
 static const struct wrk_op_vtable max_vt = {
         .name = "max", .open = agg_open, .push = agg_push, .flush = agg_flush,
         .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
         .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
+        .marker = agg_marker, .watermark = agg_watermark,
 };
 
 /* ------------------------------------------------------------------------------------
@@ -1167,6 +1317,7 @@ struct net_edge {
         struct wrk_partitioner part;
         uint32_t n;
         struct net_target *t;
+        uint32_t next_marker; /* the target of the next latency marker */
 };
 
 struct op_net {
@@ -1213,6 +1364,26 @@ static int net_push(struct wrk_op *op, const struct wrk_record *rec) {
                                 r = net_add(op, &ed->t[i], rec);
                 } else {
                         r = net_add(op, &ed->t[to], rec);
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* A latency marker goes to one target of each edge, in turn, behind the records. */
+static int net_marker(struct wrk_op *op, const struct wrk_latency_marker *m) {
+        struct op_net *n = (struct op_net *)op;
+        for (size_t e = 0; e < n->n_edges; e++) {
+                struct net_edge *ed = &n->edges[e];
+                struct net_target *t = &ed->t[ed->next_marker];
+                ed->next_marker = (ed->next_marker + 1) % ed->n;
+                uint64_t now = clock_mono_us();
+                int r = wrk_outbuf_add_latency(t->buf, m, now);
+                if (r == -ENOSPC) {
+                        if ((r = net_send(op, t)) < 0)
+                                return r;
+                        r = wrk_outbuf_add_latency(t->buf, m, now);
                 }
                 if (r < 0)
                         return r;
@@ -1291,6 +1462,7 @@ static int net_snapshot(struct wrk_op *op, uint64_t n, bool savepoint,
 static const struct wrk_op_vtable net_vt = {
         .name = "network", .push = net_push, .flush = net_flush, .finish = net_finish,
         .destroy = net_destroy, .snapshot = net_snapshot, .watermark = net_watermark,
+        .marker = net_marker,
 };
 
 /* Checkpoint hooks of the keyed aggregates. */
@@ -1299,13 +1471,17 @@ static int agg_snapshot(struct wrk_op *op, uint64_t n, bool savepoint,
         struct op_agg *a = (struct op_agg *)op;
         (void)savepoint;
         (void)so;
-        int r = agg_writeback(a);
+        int r = agg_drain(a);
+        if (r == 0)
+                r = agg_writeback(a);
         if (r < 0)
                 return r;
         sb_snapshot_destroy(a->snap);
         a->snap = NULL;
         char err[256] = "";
         r = sb_snapshot_sync(a->b, n, &a->snap, err, sizeof(err));
+        a->last_snap_us = clock_mono_us();
+        a->flushed_ahead = false;
         /* -ECANCELED here: the coordinator aborted n (e.g. it timed out behind queued
          * buffers) before its barrier got here. That is a decline, not a failure of the
          * task, and the barrier still goes on; chain_snapshot keeps -ECANCELED for a
@@ -2284,6 +2460,7 @@ int wrk_chain_create(const struct job_graph *g, uint32_t chain,
         c->cancel = ctx->cancel;
         c->sb_env = ctx->sb_env;
         c->buffer_timeout_ms = ctx->buffer_timeout_ms;
+        c->latency_interval_ms = ctx->latency_interval_ms;
         if (ctx->job_checkpoint_dir)
                 snprintf(c->job_dir, sizeof(c->job_dir), "%s", ctx->job_checkpoint_dir);
         c->on_checkpoint = ctx->on_checkpoint;
@@ -2540,6 +2717,10 @@ static int chain_step_input(struct wrk_chain *c, uint64_t max, uint64_t *ret_emi
                                 int64_t w;
                                 if (wrk_wm_valve_input(&c->valve, channel, e.watermark, &w) &&
                                     (r = chain_watermark(c, w)) < 0)
+                                        break;
+                        } else if (e.type == WRK_ENTRY_LATENCY) {
+                                r = wrk_op_marker(head, &e.marker);
+                                if (r < 0)
                                         break;
                         } else if (e.type == WRK_ENTRY_BARRIER) {
                                 enum wrk_align_event ev = wrk_aligner_barrier(
@@ -2871,6 +3052,19 @@ static int chain_step(struct wrk_chain *c, uint64_t max, uint64_t *ret_emitted) 
                 return chain_fail(c, -EINVAL, "chain is not open");
         if (max > WRK_STEP_MAX_RECORDS)
                 max = WRK_STEP_MAX_RECORDS;
+        if (c->source && c->latency_interval_ms > 0) {
+                uint64_t now = clock_mono_us();
+                if (now >= c->next_marker_us) {
+                        c->next_marker_us = now + c->latency_interval_ms * 1000u;
+                        struct wrk_latency_marker m = {.marked_us = clock_wall_us(),
+                                                       .vertex = (uint32_t)(c->source -
+                                                                            c->g->vertices),
+                                                       .subtask = c->subtask};
+                        r = wrk_op_marker(c->ops[0], &m);
+                        if (r < 0)
+                                return r;
+                }
+        }
         if (!c->source)
                 return chain_step_input(c, max, ret_emitted);
         if (c->source->kind == JOB_OP_FILE_SOURCE)
@@ -3271,6 +3465,10 @@ void wrk_chain_rate(const struct wrk_chain *c, uint64_t *ret_rate_per_s, uint32_
 
 uint64_t wrk_chain_records_in(const struct wrk_chain *c) {
         return c->source ? c->gen_k : c->net_in;
+}
+
+void wrk_chain_latency(const struct wrk_chain *c, struct wrk_latency_stats *ret) {
+        wrk_latency_hist_stats(&c->latency, ret);
 }
 
 uint64_t wrk_chain_records_out(const struct wrk_chain *c) {

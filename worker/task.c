@@ -40,6 +40,7 @@ struct wrk_task {
         struct wrk_task_change changes[WRK_TASK_MAX_CHANGES];
         uint32_t n_changes;
         char error[WRK_TASK_ERROR_BYTES];
+        struct wrk_latency_stats latency; /* the chain's, as of the last step */
 
         _Atomic uint64_t records_in;
         _Atomic uint64_t records_out;
@@ -210,6 +211,13 @@ static void publish_counters(struct wrk_task *t) {
         atomic_store(&t->records_in, wrk_chain_records_in(t->chain));
         atomic_store(&t->records_out, wrk_chain_records_out(t->chain));
         atomic_store(&t->late_dropped, wrk_chain_late_records_dropped(t->chain));
+        struct wrk_latency_stats ls;
+        wrk_chain_latency(t->chain, &ls);
+        if (ls.count) {
+                pthread_mutex_lock(&t->mu);
+                t->latency = ls;
+                pthread_mutex_unlock(&t->mu);
+        }
 }
 
 /* Waits on the task's condition variable until the monotonic time deadline_us or a
@@ -375,6 +383,7 @@ int wrk_task_create(const struct wrk_task_id *id, struct wrk_graph *graph,
                                     .cancel = &t->cancel, .sb_env = t->opts.sb_env,
                                     .state_dir = t->opts.state_dir,
                                     .buffer_timeout_ms = t->opts.buffer_timeout_ms,
+                                    .latency_interval_ms = t->opts.latency_interval_ms,
                                     .job_checkpoint_dir = t->job_dir[0] ? t->job_dir : NULL,
                                     .on_checkpoint = on_checkpoint, .on_checkpoint_arg = t,
                                     .restore = (const struct wrk_substate *const *)t->restore,
@@ -468,6 +477,7 @@ void wrk_task_report(struct wrk_task *t, struct wrk_task_change *ret) {
         ret->state = t->state;
         snprintf(ret->error, sizeof(ret->error), "%s",
                  t->state == WRK_TASK_FAILED ? t->error : "");
+        ret->latency = t->latency;
         pthread_mutex_unlock(&t->mu);
         ret->records_in = atomic_load(&t->records_in);
         ret->records_out = atomic_load(&t->records_out);

@@ -31,6 +31,7 @@
 
 #include "common/ids.h"
 #include "common/jobgraph.h"
+#include "worker/ops.h"
 
 #define WRK_TASK_ERROR_BYTES 512u
 #define WRK_TASK_MAX_CHANGES 6u
@@ -76,6 +77,7 @@ struct wrk_task_change {
         uint64_t records_in;
         uint64_t records_out;
         uint64_t late_records_dropped; /* event-time windows (numLateRecordsDropped) */
+        struct wrk_latency_stats latency; /* a sink's, from latency markers (ops.h) */
         char error[WRK_TASK_ERROR_BYTES]; /* FAILED: why; else "" */
 };
 
@@ -97,6 +99,8 @@ struct wrk_task_options {
         const char *state_dir;
         /* execution.buffer-timeout in ms (0: send every record at once). */
         uint64_t buffer_timeout_ms;
+        /* metrics.latency.interval in ms (0: no latency markers). */
+        uint64_t latency_interval_ms;
         /* Local path of <state.checkpoints.dir>/<job> (copied; NULL: no checkpoints). */
         const char *job_checkpoint_dir;
         /* Restore: serialized subtask states (PROTO_DEPLOY `restore`; decoded and kept by

@@ -666,3 +666,46 @@ def test_two_workers_consumer_worker_killed(zk_quorum, tmp_dir, procs, zk_root):
     done = cl.wait_job(jid, "FINISHED", timeout=120, min_attempt=2)
     assert done.get("attempt", 0) >= 2, f"expected a restart after the kill, seen {done}"
     _check_running_counts(out, count)
+
+
+LATENCY_JOB = """\
+name: latency
+parallelism: 2
+pipeline:
+  - generator: {{ seed: 7, words: 40, rate: {rate} }}
+  - key_by: {{ field: word }}
+  - count
+  - sink: {{ type: discard }}
+"""
+
+
+def test_latency_markers_reported_by_the_sink_vertex(zk_quorum, tmp_dir, procs, zk_root):
+    """metrics.latency.interval set: the sources emit latency markers that cross the hash
+    channels (over TCP: two workers of one slot each) to the sinks, and the REST job view
+    shows a "latency" metric (count, p50, p99, ... in ms) on the sink's vertex, none on the
+    source's. Its value is not asserted (timing)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "bench"))
+    from failover_cluster import Cluster
+    cl = Cluster(zk_quorum, tmp_dir, procs, root=zk_root, coordinators=1, workers=2, slots=1,
+                 settings={"metrics.latency.interval": "20 ms"})
+    cl.start()
+    jid = cl.submit(LATENCY_JOB.format(rate=2000))
+    cl.wait_job(jid, "RUNNING", timeout=30)
+
+    def sink_latency():
+        vs = cl.job(jid)["vertices"]
+        lat = vs[-1]["metrics"].get("latency")
+        if not lat or lat.get("count", 0) < 1:
+            raise tl._NotYet(f"sink vertex metrics: {vs[-1]['metrics']}")
+        return vs
+    vs = tl.wait_for(sink_latency, 30, "a latency metric on the sink vertex")
+    lat = vs[-1]["metrics"]["latency"]
+    for k in ("count", "min", "max", "mean", "p50", "p95", "p99"):
+        assert k in lat, f"latency metric without {k}: {lat}"
+    assert lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"], lat
+    assert "latency" not in vs[0]["metrics"], f"the source vertex measures none: {vs[0]}"
+    subs = cl.any_rest(f"/jobs/{jid}/vertices/{vs[-1]['id']}")
+    counts = [s["metrics"].get("latency", {}).get("count", 0) for s in subs["subtasks"]]
+    assert sum(counts) >= 1, f"per-subtask latency: {subs}"

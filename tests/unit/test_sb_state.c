@@ -101,6 +101,70 @@ static void test_value_state(void) {
         sb_backend_destroy(b);
 }
 
+struct multi_seen {
+        char vals[8][16];
+        size_t n;
+};
+
+static int multi_collect(void *arg, size_t i, const void *value, size_t len) {
+        struct multi_seen *m = arg;
+        if (i != m->n || i >= 8)
+                return -EPROTO;
+        snprintf(m->vals[m->n++], sizeof(m->vals[0]), "%.*s", value ? (int)len : 9,
+                 value ? (const char *)value : "(absent)");
+        return 0;
+}
+
+/* sb_value_put_batch: one write of many keys in any order, equal keys last-wins, the
+ * same values as single puts; refused on another kind; an empty batch is fine. */
+static void test_value_put_batch(void) {
+        struct sb_state_desc d[] = {{.name = "v", .kind = SB_STATE_VALUE},
+                                    {.name = "l", .kind = SB_STATE_LIST}};
+        struct sb_backend *b = make("batch", all_groups, d, 2);
+        if (!b)
+                return;
+        struct sb_state *v = sb_backend_state(b, "v");
+        enum { N = 3000 };
+        static char keys[N][16], vals[N][16];
+        static struct sb_kv kvs[N + 1];
+        for (int i = 0; i < N; i++) {
+                /* descending, so the backend must sort */
+                snprintf(keys[i], sizeof(keys[i]), "k%05d", N - i);
+                snprintf(vals[i], sizeof(vals[i]), "v%d", i);
+                kvs[i] = (struct sb_kv){.key = {.key = keys[i], .key_len = strlen(keys[i])},
+                                        .value = vals[i], .value_len = strlen(vals[i])};
+        }
+        /* the last entry repeats the first key with another value: it wins */
+        kvs[N] = (struct sb_kv){.key = kvs[0].key, .value = "last", .value_len = 4};
+        CHECK_INT(sb_value_put_batch(v, kvs, N + 1), 0);
+        struct sb_buf out = {0};
+        for (int i = 1; i < N; i += 97) {
+                CHECK_INT(sb_value_get(v, &kvs[i].key, &out), 1);
+                CHECK(out.len == strlen(vals[i]) && memcmp(out.data, vals[i], out.len) == 0,
+                      "key %s: expected %s", keys[i], vals[i]);
+        }
+        CHECK_INT(sb_value_get(v, &kvs[0].key, &out), 1);
+        CHECK(out.len == 4 && memcmp(out.data, "last", 4) == 0, "the last equal key wins");
+        CHECK_INT(sb_value_put_batch(v, kvs, 0), 0);
+        /* sb_value_multi_get: in the caller's order, absent keys NULL */
+        struct multi_seen ms = {0};
+        struct sb_key ks[4] = {kvs[5].key, {.key = "nope", .key_len = 4}, kvs[0].key,
+                               kvs[N - 1].key};
+        CHECK_INT(sb_value_multi_get(v, ks, 4, multi_collect, &ms), 0);
+        CHECK_INT(ms.n, 4);
+        CHECK_STR(ms.vals[0], vals[5]);
+        CHECK_STR(ms.vals[1], "(absent)");
+        CHECK_STR(ms.vals[2], "last");
+        CHECK_STR(ms.vals[3], vals[N - 1]);
+        CHECK_INT(sb_value_multi_get(v, ks, 0, multi_collect, &ms), 0);
+        CHECK_INT(sb_value_multi_get(sb_backend_state(b, "l"), ks, 1, multi_collect, &ms),
+                  -EINVAL);
+        CHECK_INT(sb_value_put_batch(sb_backend_state(b, "l"), kvs, 1), -EINVAL);
+        CHECK_CONTAINS(sb_backend_last_error(b), "list state");
+        sb_buf_finish(&out);
+        sb_backend_destroy(b);
+}
+
 struct collect {
         char items[16][64];
         size_t lens[16];
@@ -624,6 +688,7 @@ int main(void) {
         sbt_mkroot();
         env = sbt_env(128ull << 20);
         RUNT(test_value_state);
+        RUNT(test_value_put_batch);
         RUNT(test_list_state);
         RUNT(test_map_state);
         RUNT(test_reducing_and_aggregating);

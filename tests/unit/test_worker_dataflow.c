@@ -126,6 +126,94 @@ static void test_buffer_full_and_flush(void) {
         CHECK(!wrk_outbuf_due(&b, 1u << 30, 0), "empty is never due");
 }
 
+/* Latency markers (type 5) travel in the buffer among records, in the order they were
+ * added, and wait for the buffer timeout as records do. */
+static void test_buffer_latency_markers(void) {
+        static struct wrk_outbuf b;
+        wrk_outbuf_reset(&b);
+        char text[16];
+        for (int i = 0; i < 6; i++) {
+                snprintf(text, sizeof(text), "r%d", i);
+                struct wrk_record r = {.kind = WRK_REC_TEXT, .text = text,
+                                       .text_len = strlen(text), .seq = (uint64_t)i};
+                CHECK_INT(wrk_outbuf_add_record(&b, &r, 1000), 0);
+                if (i % 2 == 1) {
+                        struct wrk_latency_marker m = {.marked_us = 1700000000000000 + i,
+                                                       .vertex = 3, .subtask = (uint32_t)i};
+                        CHECK_INT(wrk_outbuf_add_latency(&b, &m, 1000 + (uint64_t)i), 0);
+                }
+        }
+        struct wrk_latency_marker neg = {.marked_us = -5, .vertex = UINT32_MAX, .subtask = 0};
+        CHECK_INT(wrk_outbuf_add_latency(&b, &neg, 2000), 0);
+        CHECK_INT(b.records, 6); /* markers are not records */
+        CHECK(!wrk_outbuf_due(&b, 1000 + 99999, 100), "a marker waits for the timeout");
+        CHECK(wrk_outbuf_due(&b, 1000 + 100000, 100), "and goes with the buffer");
+        size_t pos = 0;
+        struct wrk_entry e;
+        char order[128] = "";
+        size_t n = 0;
+        while (wrk_buffer_next(b.data, b.len, &pos, &e) == 1) {
+                if (e.type == WRK_ENTRY_RECORD)
+                        n += (size_t)snprintf(order + n, sizeof(order) - n, "R%" PRIu64 " ",
+                                              e.rec.seq);
+                else if (e.type == WRK_ENTRY_LATENCY)
+                        n += (size_t)snprintf(order + n, sizeof(order) - n, "M%" PRIu32 " ",
+                                              e.marker.subtask);
+                if (e.type == WRK_ENTRY_LATENCY && e.marker.subtask == 3) {
+                        CHECK_INT(e.marker.marked_us, 1700000000000003);
+                        CHECK_INT(e.marker.vertex, 3);
+                }
+                if (e.type == WRK_ENTRY_LATENCY && e.marker.vertex == UINT32_MAX)
+                        CHECK_INT(e.marker.marked_us, -5);
+        }
+        CHECK_STR(order, "R0 R1 M1 R2 R3 M3 R4 R5 M5 M0 ");
+        /* every cut of a marker is malformed, never read past the end */
+        wrk_outbuf_reset(&b);
+        struct wrk_latency_marker m = {.marked_us = 123456789012345, .vertex = 300,
+                                       .subtask = 70000};
+        CHECK_INT(wrk_outbuf_add_latency(&b, &m, 1), 0);
+        for (size_t cut = 1; cut < b.len; cut++) {
+                pos = 0;
+                CHECK_INT(wrk_buffer_next(b.data, cut, &pos, &e), -EBADMSG);
+        }
+        /* a vertex beyond 32 bits is refused */
+        unsigned char bad[] = {WRK_ENTRY_LATENCY, 2, 0x80, 0x80, 0x80, 0x80, 0x10, 0};
+        pos = 0;
+        CHECK_INT(wrk_buffer_next(bad, sizeof(bad), &pos, &e), -EBADMSG);
+        /* a full buffer says so */
+        wrk_outbuf_reset(&b);
+        b.len = WRK_BUFFER_BYTES - 5;
+        CHECK_INT(wrk_outbuf_add_latency(&b, &m, 1), -ENOSPC);
+}
+
+/* The sink's histogram: a sliding window of the last 128 samples, nearest-rank
+ * quantiles. */
+static void test_latency_histogram(void) {
+        struct wrk_latency_hist h = {0};
+        struct wrk_latency_stats st;
+        wrk_latency_hist_stats(&h, &st);
+        CHECK_INT(st.count, 0);
+        CHECK_INT(st.p99_us, 0);
+        for (int i = 1; i <= 100; i++)
+                wrk_latency_hist_add(&h, i * 1000);
+        wrk_latency_hist_stats(&h, &st);
+        CHECK_INT(st.count, 100);
+        CHECK_INT(st.min_us, 1000);
+        CHECK_INT(st.max_us, 100000);
+        CHECK_INT(st.p50_us, 50000);
+        CHECK_INT(st.p95_us, 95000);
+        CHECK_INT(st.p99_us, 99000);
+        CHECK_INT(st.mean_us, 50500);
+        /* 200 more samples of 7 us, one negative (skew: 0): only the last 128 count */
+        for (int i = 0; i < 200; i++)
+                wrk_latency_hist_add(&h, i == 199 ? -40 : 7);
+        wrk_latency_hist_stats(&h, &st);
+        CHECK_INT(st.count, 300);
+        CHECK_INT(st.min_us, 0);
+        CHECK_INT(st.max_us, 7);
+        CHECK_INT(st.p99_us, 7);
+}
+
 static void test_align_exactly_once(void) {
         struct wrk_aligner a;
         CHECK_INT(wrk_aligner_init(&a, 3, true), 0);
@@ -501,6 +589,161 @@ static void test_keyed_wordcount_tasks(void) {
                 CHECK(counts[i] == 6000, "%s: expected 6000, seen %ld", words[i], counts[i]);
 }
 
+/* generator -> key_by -> count (p 2) -> discard with metrics.latency.interval: markers
+ * cross the in-memory channels and the sink tasks report a latency; without the interval
+ * nobody does. */
+static void run_latency_job(uint64_t interval_ms, uint64_t *ret_source_count,
+                            uint64_t *ret_sink_count) {
+        char yaml[1024], state[512], err[512] = "";
+        snprintf(state, sizeof(state), "%s/lat-state-%" PRIu64, tmpdir, interval_ms);
+        snprintf(yaml, sizeof(yaml),
+                 "name: lat\nparallelism: 1\npipeline:\n"
+                 "  - generator: {count: 20000, words: 100, rate: 40000}\n"
+                 "  - key_by: {field: word}\n  - count: {parallelism: 2}\n"
+                 "  - sink: {type: discard, parallelism: 2}\n");
+        *ret_source_count = *ret_sink_count = 0;
+        struct job_graph *g = NULL;
+        int r = job_graph_parse_yaml("lat.yaml", yaml, strlen(yaml), 1, &g, err, sizeof(err));
+        CHECK(r == 0, "parse: %s", err);
+        struct wrk_graph *wg = NULL;
+        if (!g || wrk_graph_create(g, &wg) < 0)
+                return;
+        CHECK_INT(wg->g->n_chains, 2);
+        struct wrk_task *tasks[3] = {0};
+        size_t n = 0;
+        struct wrk_task_options opts = {.state_dir = state, .buffer_timeout_ms = 5,
+                                        .latency_interval_ms = interval_ms};
+        for (uint32_t ch = 0; ch < 2; ch++)
+                for (uint32_t s = 0; s < wg->g->chains[ch].parallelism; s++) {
+                        struct wrk_task_id id = {.job = "00000000000000000000000000001a7e",
+                                                 .epoch = 1, .attempt = (uint32_t)interval_ms + 1,
+                                                 .vertex = ch, .subtask = s, .slot = s};
+                        r = wrk_task_create(&id, wg, &opts, &tasks[n], err, sizeof(err));
+                        CHECK(r == 0, "task %u/%u: %s", ch, s, err);
+                        if (r == 0)
+                                n++;
+                }
+        CHECK_INT(n, 3);
+        for (size_t i = 0; i < n; i++)
+                CHECK_INT(wrk_task_start(tasks[i]), 0);
+        uint64_t deadline = clock_mono_us() + (uint64_t)(30e6 * unit_timeout_scale());
+        for (size_t i = 0; i < n; i++) {
+                while (!wrk_task_is_terminal(tasks[i]) && clock_mono_us() < deadline)
+                        usleep(2000);
+                struct wrk_task_change rep;
+                wrk_task_report(tasks[i], &rep);
+                CHECK(wrk_task_state(tasks[i]) == WRK_TASK_FINISHED, "task %zu: %s %s", i,
+                      wrk_task_state_name(wrk_task_state(tasks[i])), rep.error);
+                const struct wrk_latency_stats *l = &rep.latency;
+                if (i == 0)
+                        *ret_source_count += l->count;
+                else
+                        *ret_sink_count += l->count;
+                CHECK(l->min_us <= l->p50_us && l->p50_us <= l->p95_us &&
+                      l->p95_us <= l->p99_us && l->p99_us <= l->max_us,
+                      "task %zu: ordered quantiles", i);
+                if (l->count)
+                        CHECK(l->max_us < 60u * 1000000u, "task %zu: latency %" PRIu64 " us",
+                              i, l->max_us);
+        }
+        for (size_t i = 0; i < n; i++)
+                wrk_task_destroy(tasks[i]);
+        wrk_graph_unref(wg);
+}
+
+static void test_latency_markers_tasks(void) {
+        uint64_t src, sink;
+        run_latency_job(0, &src, &sink);
+        CHECK_INT(src, 0);
+        CHECK_INT(sink, 0);
+        /* 20000 records at 40000/s: ~0.5 s, a marker every 10 ms */
+        run_latency_job(10, &src, &sink);
+        CHECK_INT(src, 0); /* a source chain has no sink: it measures nothing */
+        CHECK(sink >= 2, "sinks recorded %" PRIu64 " markers", sink);
+}
+
+/* generator (12000 words, each 5 times) -> key_by | hash | count -> sink:file, p 1: more
+ * keys than the count's write-back table holds, so the batched path reads keys back
+ * from RocksDB (MultiGet) and writes them back in sorted batches; each word's running
+ * counts come out as 1, 2, ..., 5 in order. */
+static void test_keyed_count_many_keys_in_order(void) {
+        enum { WORDS = 12000, TIMES = 5 };
+        char yaml[1024], out[512], state[512], err[512] = "";
+        snprintf(out, sizeof(out), "%s/many-out", tmpdir);
+        snprintf(state, sizeof(state), "%s/many-state", tmpdir);
+        snprintf(yaml, sizeof(yaml),
+                 "name: many\nparallelism: 1\npipeline:\n"
+                 "  - generator: {count: %d, words: %d}\n"
+                 "  - key_by: {field: word}\n  - count\n"
+                 "  - sink: {type: file, path: %s}\n", WORDS * TIMES, WORDS, out);
+        struct job_graph *g = NULL;
+        int r = job_graph_parse_yaml("many.yaml", yaml, strlen(yaml), 1, &g, err, sizeof(err));
+        CHECK(r == 0, "parse: %s", err);
+        struct wrk_graph *wg = NULL;
+        if (!g || wrk_graph_create(g, &wg) < 0)
+                return;
+        CHECK_INT(wg->g->n_chains, 2);
+        struct wrk_task *tasks[2] = {0};
+        size_t n = 0;
+        struct wrk_task_options opts = {.state_dir = state, .buffer_timeout_ms = 5};
+        for (uint32_t ch = 0; ch < 2; ch++) {
+                struct wrk_task_id id = {.job = "000000000000000000000000000000aa", .epoch = 1,
+                                         .attempt = 1, .vertex = ch, .subtask = 0, .slot = 0};
+                r = wrk_task_create(&id, wg, &opts, &tasks[n], err, sizeof(err));
+                CHECK(r == 0, "task %u: %s", ch, err);
+                if (r == 0)
+                        n++;
+        }
+        CHECK_INT(n, 2);
+        for (size_t i = 0; i < n; i++)
+                CHECK_INT(wrk_task_start(tasks[i]), 0);
+        uint64_t deadline = clock_mono_us() + (uint64_t)(60e6 * unit_timeout_scale());
+        for (size_t i = 0; i < n; i++) {
+                while (!wrk_task_is_terminal(tasks[i]) && clock_mono_us() < deadline)
+                        usleep(2000);
+                CHECK(wrk_task_state(tasks[i]) == WRK_TASK_FINISHED, "task %zu: %s", i,
+                      wrk_task_state_name(wrk_task_state(tasks[i])));
+        }
+        for (size_t i = 0; i < n; i++)
+                wrk_task_destroy(tasks[i]);
+        wrk_graph_unref(wg);
+        static int last[WORDS];
+        memset(last, 0, sizeof(last));
+        long lines = 0, bad = 0;
+        DIR *d = opendir(out);
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                if (strncmp(de->d_name, "part-", 5) != 0)
+                        continue;
+                char path[1024];
+                snprintf(path, sizeof(path), "%s/%s", out, de->d_name);
+                FILE *f = fopen(path, "r");
+                char w[64];
+                long c;
+                while (f && fscanf(f, "%63s %ld", w, &c) == 2) {
+                        lines++;
+                        long i = w[0] == 'w' ? atol(w + 1) : -1;
+                        if (i < 0 || i >= WORDS || c != last[i] + 1) {
+                                if (bad++ < 3)
+                                        CHECK(false, "line '%s %ld' after count %d", w, c,
+                                              i >= 0 && i < WORDS ? last[i] : -1);
+                                continue;
+                        }
+                        last[i] = (int)c;
+                }
+                if (f)
+                        fclose(f);
+        }
+        if (d)
+                closedir(d);
+        CHECK_INT(lines, WORDS * TIMES);
+        CHECK_INT(bad, 0);
+        long done = 0;
+        for (int i = 0; i < WORDS; i++)
+                done += last[i] == TIMES;
+        CHECK_INT(done, WORDS);
+}
+
 static void test_file_splits(void) {
         uint64_t a, b, prev_end = 0;
         for (uint32_t i = 0; i < 7; i++) {
@@ -756,6 +999,8 @@ int main(void) {
         RUN(test_watermark_valve);
         RUN(test_watermark_generator);
         RUN(test_window_assign);
+        RUN(test_buffer_latency_markers);
+        RUN(test_latency_histogram);
         RUN(test_align_exactly_once);
         RUN(test_align_at_least_once);
         RUN(test_gate_exclusive_and_floating);
@@ -765,6 +1010,8 @@ int main(void) {
         RUN(test_sink_rescale_cleanup);
         RUN(test_substate_roundtrip);
         RUN(test_keyed_wordcount_tasks);
+        RUN(test_latency_markers_tasks);
+        RUN(test_keyed_count_many_keys_in_order);
         RUN(test_file_splits);
         RUN(test_file_source_lines_once);
         fs_rm_rf(tmpdir);

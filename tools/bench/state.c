@@ -23,7 +23,14 @@
  * state.backend.rocksdb.localdir may be different disks. Both are removed at the end.
  * Progress and details go to stderr. Not part of the test suite: a run takes a few
  * minutes. Usage: state [--dir D] [--local-dir D] [--keys N] [--snapshots N]
- * [--restore-mb N] [--db-bench PATH] [--no-db-bench] [--verbose] */
+ * [--restore-mb N] [--db-bench PATH] [--no-db-bench] [--verbose]
+ *
+ * --db-bench-only [--key-size B] [--value-size B] [--memory BYTES]: runs only db_bench
+ * (--keys keys of those sizes; defaults 16 and 100, and the worker's default
+ * state.backend.rocksdb.memory.fixed-per-tm of 256 MiB) with the table options and the
+ * cache and memtable sizes a worker's backend of one value state gets, and prints
+ * {"db_bench_updaterandom_ops_per_s":..}. tools/bench/throughput uses it to compare the
+ * keyed count with RocksDB at the sizes of the job's keys. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -58,8 +65,12 @@ static struct {
         uint64_t restore_mb;
         const char *db_bench;
         int no_db_bench;
+        int db_bench_only;
+        int db_key_bytes, db_value_bytes; /* db_bench's sizes */
+        uint64_t memory;
         int verbose;
-} opt = {.keys = 1000000, .snapshots = 100, .restore_mb = 550, .db_bench = "db_bench"};
+} opt = {.keys = 1000000, .snapshots = 100, .restore_mb = 550, .db_bench = "db_bench",
+         .db_key_bytes = KEY_BYTES, .db_value_bytes = VALUE_BYTES, .memory = 256ull << 20};
 
 static char root[1024];   /* checkpoint storage */
 static char local[1024];  /* local working directories */
@@ -156,8 +167,8 @@ static double run_db_bench(uint64_t cache_bytes, uint64_t write_buffer_bytes) {
         snprintf(num, sizeof(num), "--num=%" PRIu64, opt.keys);
         snprintf(cache, sizeof(cache), "--cache_size=%" PRIu64, cache_bytes);
         snprintf(wb, sizeof(wb), "--write_buffer_size=%" PRIu64, write_buffer_bytes);
-        snprintf(ks, sizeof(ks), "--key_size=%d", KEY_BYTES);
-        snprintf(vs, sizeof(vs), "--value_size=%d", VALUE_BYTES);
+        snprintf(ks, sizeof(ks), "--key_size=%d", opt.db_key_bytes);
+        snprintf(vs, sizeof(vs), "--value_size=%d", opt.db_value_bytes);
         snprintf(csp, sizeof(csp), "--universal_compression_size_percent=%d",
                  SB_COMPRESSED_PERCENT);
         /* The backend's settings (env.c, backend.c), so that the ratio measures the
@@ -326,6 +337,10 @@ int main(int argc, char **argv) {
                 {"db-bench", required_argument, NULL, 'b'},
                 {"no-db-bench", no_argument, &opt.no_db_bench, 1},
                 {"verbose", no_argument, &opt.verbose, 1},
+                {"db-bench-only", no_argument, &opt.db_bench_only, 1},
+                {"key-size", required_argument, NULL, 'K'},
+                {"value-size", required_argument, NULL, 'V'},
+                {"memory", required_argument, NULL, 'm'},
                 {0}};
         int c;
         while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -336,15 +351,27 @@ int main(int argc, char **argv) {
                 case 's': opt.snapshots = atoi(optarg); break;
                 case 'r': opt.restore_mb = strtoull(optarg, NULL, 10); break;
                 case 'b': opt.db_bench = optarg; break;
+                case 'K': opt.db_key_bytes = atoi(optarg); break;
+                case 'V': opt.db_value_bytes = atoi(optarg); break;
+                case 'm': opt.memory = strtoull(optarg, NULL, 10); break;
                 case 0: break;
                 default:
                         fprintf(stderr, "usage: %s [--dir D] [--local-dir D] [--keys N] [--snapshots N] "
-                                "[--restore-mb N] [--db-bench PATH] [--no-db-bench] [--verbose]\n", argv[0]);
+                                "[--restore-mb N] [--db-bench PATH] [--no-db-bench] [--verbose]\n"
+                                "       %s --db-bench-only [--keys N] [--key-size B] "
+                                "[--value-size B] [--memory BYTES] [--db-bench PATH]\n",
+                                argv[0], argv[0]);
                         return 2;
                 }
         }
         if (opt.keys < 1000 || opt.snapshots < 2 || opt.snapshots > 10000) {
                 fprintf(stderr, "bench state: --keys must be >= 1000, --snapshots in 2..10000\n");
+                return 2;
+        }
+        if (opt.db_key_bytes < 1 || opt.db_key_bytes > 4096 || opt.db_value_bytes < 1 ||
+            opt.db_value_bytes > 1 << 20 || opt.memory < (1u << 20)) {
+                fprintf(stderr, "bench state: --key-size must be in 1..4096, --value-size in "
+                        "1..1048576, --memory at least 1048576\n");
                 return 2;
         }
         if (!opt.dir)
@@ -369,11 +396,35 @@ int main(int argc, char **argv) {
 
         char err[1024], path[1200];
         struct sb_env *env = NULL;
-        struct sb_env_config ec = {.memory_fixed_per_tm_bytes = MEMORY_BYTES};
+        struct sb_env_config ec = {.memory_fixed_per_tm_bytes =
+                                           opt.db_bench_only ? opt.memory : MEMORY_BYTES};
         int r = sb_env_create(&ec, &env, err, sizeof(err));
         if (r < 0)
                 die(r, "sb_env_create", err);
         struct sb_env_stats es;
+        if (opt.db_bench_only) {
+                /* the sizes a worker's keyed subtask gets: one backend, one value state */
+                struct sb_state_desc vd = {.name = "agg", .kind = SB_STATE_VALUE};
+                snprintf(path, sizeof(path), "%s/sizes", local);
+                struct sb_backend_config vc = {.local_dir = path, .range = {0, 128},
+                                               .states = &vd, .n_states = 1};
+                struct sb_backend *vb = NULL;
+                r = sb_backend_create(env, &vc, &vb, err, sizeof(err));
+                if (r < 0)
+                        die(r, "sb_backend_create", err);
+                sb_env_get_stats(env, &es);
+                sb_backend_destroy(vb);
+                double ops = run_db_bench(es.block_cache_capacity_bytes,
+                                          es.write_buffer_per_cf_bytes);
+                printf("{\"db_bench_updaterandom_ops_per_s\":%.0f,\"keys\":%" PRIu64
+                       ",\"key_size\":%d,\"value_size\":%d,\"cache_bytes\":%" PRIu64
+                       ",\"write_buffer_bytes\":%" PRIu64 "}\n", ops, opt.keys,
+                       opt.db_key_bytes, opt.db_value_bytes, es.block_cache_capacity_bytes,
+                       es.write_buffer_per_cf_bytes);
+                sb_env_destroy(env);
+                cleanup();
+                return 0;
+        }
 
         /* 1. Read-modify-write throughput. */
         struct sb_state_desc d[] = {{.name = "acc", .kind = SB_STATE_REDUCING, .reduce = update_fn}};
