@@ -18,6 +18,8 @@
 #include "statebackend/sb_internal.h"
 
 #define SB_PRIVATE_MAX_BYTES (256u << 20)
+/* Optimistic attempts of link_live_files() before it holds file deletions. */
+#define SB_LINK_ATTEMPTS 3
 
 struct sb_snapshot {
         struct sb_shared *shared;
@@ -141,67 +143,86 @@ static bool numbered_name(const char *name, const char *prefix, uint64_t *ret_n)
         return true;
 }
 
-/* The synchronous part after the flush, without a single fsync: with file deletions off
- * (so that nothing the MANIFEST names can go), the MANIFEST that CURRENT names and its
- * size, then hard links of that MANIFEST, of every SST file in the database directory
- * and of the newest OPTIONS file into snap->dir.
- *
- * Why this is a consistent snapshot: the MANIFEST is append-only and RocksDB writes a
- * version edit there before the files it adds can be deleted and after they are
- * complete; the first manifest_size bytes therefore describe a version whose files all
- * exist (deletions are off from before the size is read until the links hold them),
- * and, the task thread being the only writer and blocked here, every version after the
- * flush holds the same data: later edits in those bytes are compactions. A version edit
- * cut by the size is a torn tail, which RocksDB ignores as it does after a crash. The
- * links may include SST files that version does not name (compaction outputs being
- * written, files already replaced); the upload removes them (prepare_linked). */
-static int link_live_files(struct sb_backend *b, struct sb_snapshot *snap, char *err,
-                           size_t err_len) {
-        char src[SB_PATH_MAX], dst[SB_PATH_MAX], options[64] = "";
-        char *e = NULL, *current = NULL;
+/* The MANIFEST that <db>/CURRENT names (into name) and its size. */
+static int manifest_now(struct sb_backend *b, char *name, size_t name_len, uint64_t *ret_size,
+                        char *err, size_t err_len) {
+        char path[SB_PATH_MAX], *current = NULL;
         size_t len = 0;
-        uint64_t n, options_n = 0;
+        uint64_t n;
         struct stat st;
-        rocksdb_disable_file_deletions(b->db, &e);
-        if (e)
-                return sb_fail_rocks(err, err_len, e, "disabling file deletions of %s", b->db_dir);
-        int r = sb_path(src, sizeof(src), "%s/CURRENT", b->db_dir);
+        int r = sb_path(path, sizeof(path), "%s/CURRENT", b->db_dir);
         if (r == 0)
-                r = fs_read_all(src, 64, &current, &len);
-        if (r < 0) {
-                r = sb_fail(err, err_len, r, "reading %s/CURRENT: %s", b->db_dir, err_str(r));
-                goto out;
-        }
-        if (len < 2 || current[len - 1] != '\n' || len > sizeof(snap->manifest)) {
-                r = sb_fail(err, err_len, -EBADMSG, "%s/CURRENT does not name a MANIFEST",
-                            b->db_dir);
-                goto out;
+                r = fs_read_all(path, 64, &current, &len);
+        if (r < 0)
+                return sb_fail(err, err_len, r, "reading %s/CURRENT: %s", b->db_dir, err_str(r));
+        if (len < 2 || current[len - 1] != '\n' || len > name_len) {
+                free(current);
+                return sb_fail(err, err_len, -EBADMSG, "%s/CURRENT does not name a MANIFEST",
+                               b->db_dir);
         }
         current[len - 1] = '\0';
         if (!numbered_name(current, "MANIFEST-", &n)) {
-                r = sb_fail(err, err_len, -EBADMSG, "%s/CURRENT names '%s', not a MANIFEST",
+                r = sb_fail(err, err_len, -EBADMSG, "%s/CURRENT names '%.64s', not a MANIFEST",
                             b->db_dir, current);
-                goto out;
+                free(current);
+                return r;
         }
-        snprintf(snap->manifest, sizeof(snap->manifest), "%s", current);
-        r = sb_path(src, sizeof(src), "%s/%s", b->db_dir, snap->manifest);
-        if (r == 0 && stat(src, &st) < 0)
+        snprintf(name, name_len, "%s", current);
+        free(current);
+        r = sb_path(path, sizeof(path), "%s/%s", b->db_dir, name);
+        if (r == 0 && stat(path, &st) < 0)
                 r = -errno;
-        if (r < 0) {
-                r = sb_fail(err, err_len, r, "%s/%s: %s", b->db_dir, snap->manifest, err_str(r));
-                goto out;
+        if (r < 0)
+                return sb_fail(err, err_len, r, "%s/%s: %s", b->db_dir, name, err_str(r));
+        *ret_size = (uint64_t)st.st_size;
+        return 0;
+}
+
+/* The synchronous part after the flush, without a single fsync: the MANIFEST that
+ * CURRENT names and its size, then hard links of that MANIFEST, of every SST file in the
+ * database directory and of the newest OPTIONS file into snap->dir.
+ *
+ * Why this is a consistent snapshot: the MANIFEST is append-only and RocksDB writes a
+ * version edit there after the files it adds are complete and before the files it drops
+ * can be deleted; the first manifest_size bytes therefore describe a version whose
+ * files all exist until a later edit is written. The links are taken either with file
+ * deletions off (hold_deletions), or optimistically: then CURRENT and the MANIFEST's size
+ * are read again after the links, and if either changed (an edit was written, which may
+ * have let a file go before its link) the caller retries, -EAGAIN. The optimistic way
+ * keeps RocksDB's purge of obsolete files, which re-enabling deletions runs on the
+ * calling thread, off the task thread. The task thread being the only writer and blocked
+ * here, every version after the flush holds the same data: later edits in those bytes
+ * are compactions. A version edit cut by the size is a torn tail, which RocksDB ignores
+ * as it does after a crash. The links may include SST files that version does not name
+ * (compaction outputs being written, files already replaced); the upload removes them
+ * (prepare_linked). */
+static int link_live_files(struct sb_backend *b, struct sb_snapshot *snap, bool hold_deletions,
+                           char *err, size_t err_len) {
+        char src[SB_PATH_MAX], dst[SB_PATH_MAX], options[64] = "", again[64];
+        char *e = NULL;
+        uint64_t n, options_n = 0, size_again = 0;
+        int r = 0;
+        if (hold_deletions) {
+                rocksdb_disable_file_deletions(b->db, &e);
+                if (e)
+                        return sb_fail_rocks(err, err_len, e, "disabling file deletions of %s",
+                                             b->db_dir);
         }
-        snap->manifest_size = (uint64_t)st.st_size;
+        r = manifest_now(b, snap->manifest, sizeof(snap->manifest), &snap->manifest_size, err,
+                         err_len);
+        if (r < 0)
+                goto out;
         if (mkdir(snap->dir, 0755) < 0) {
                 r = sb_fail(err, err_len, -errno, "creating %s: %s", snap->dir, err_str(-errno));
                 goto out;
         }
-        r = sb_path(dst, sizeof(dst), "%s/%s", snap->dir, snap->manifest);
+        r = sb_path(src, sizeof(src), "%s/%s", b->db_dir, snap->manifest);
+        if (r == 0)
+                r = sb_path(dst, sizeof(dst), "%s/%s", snap->dir, snap->manifest);
         if (r == 0 && link(src, dst) < 0)
-                r = -errno;
+                r = !hold_deletions && errno == ENOENT ? -EAGAIN : -errno;
         if (r < 0) {
-                r = sb_fail(err, err_len, r, "linking %s into %s: %s", src, snap->dir,
-                            err_str(r));
+                sb_fail(err, err_len, r, "linking %s into %s: %s", src, snap->dir, err_str(r));
                 goto out;
         }
         DIR *d = opendir(b->db_dir);
@@ -223,8 +244,9 @@ static int link_live_files(struct sb_backend *b, struct sb_snapshot *snap, char 
                 r = sb_path(src, sizeof(src), "%s/%s", b->db_dir, de->d_name);
                 if (r == 0)
                         r = sb_path(dst, sizeof(dst), "%s/%s", snap->dir, de->d_name);
-                /* A file gone meanwhile was deleted before deletions were off, so the
-                 * MANIFEST's first manifest_size bytes no longer name it. */
+                /* A file gone meanwhile is not named by the first manifest_size bytes:
+                 * with deletions off it went before they were read; else the check
+                 * below sees the edit that let it go. */
                 if (r == 0 && link(src, dst) < 0 && errno != ENOENT)
                         r = -errno;
                 if (r < 0)
@@ -237,21 +259,40 @@ static int link_live_files(struct sb_backend *b, struct sb_snapshot *snap, char 
                 if (r == 0)
                         r = sb_path(dst, sizeof(dst), "%s/%s", snap->dir, options);
                 if (r == 0 && link(src, dst) < 0)
-                        r = -errno;
+                        r = !hold_deletions && errno == ENOENT ? -EAGAIN : -errno;
                 if (r < 0)
                         sb_fail(err, err_len, r, "linking %s into %s: %s", src, snap->dir,
                                 err_str(r));
         }
+        if (r == 0 && !hold_deletions) {
+                r = manifest_now(b, again, sizeof(again), &size_again, err, err_len);
+                if (r == -ENOENT || (r == 0 && (strcmp(again, snap->manifest) != 0 ||
+                                                size_again != snap->manifest_size)))
+                        r = -EAGAIN;
+        }
         if (r == 0)
                 snap->linked = true;
 out:
-        free(current);
-        rocksdb_enable_file_deletions(b->db, 0, &e);
-        if (e && r == 0)
-                r = sb_fail_rocks(err, err_len, e, "enabling file deletions of %s", b->db_dir);
-        else
-                free(e);
+        if (hold_deletions) {
+                rocksdb_enable_file_deletions(b->db, 0, &e);
+                if (e && r == 0)
+                        r = sb_fail_rocks(err, err_len, e, "enabling file deletions of %s",
+                                          b->db_dir);
+                else
+                        free(e);
+        }
         return r;
+}
+
+/* Optimistic links first; if edits keep coming in between, links with deletions off. */
+static int link_snapshot(struct sb_backend *b, struct sb_snapshot *snap, char *err,
+                         size_t err_len) {
+        for (int attempt = 0;; attempt++) {
+                int r = link_live_files(b, snap, attempt == SB_LINK_ATTEMPTS, err, err_len);
+                if (r != -EAGAIN)
+                        return r;
+                (void)fs_rm_rf(snap->dir);
+        }
 }
 
 int sb_snapshot_sync(struct sb_backend *b, uint64_t checkpoint_id,
@@ -312,7 +353,7 @@ int sb_snapshot_sync(struct sb_backend *b, uint64_t checkpoint_id,
         }
         uint64_t t1 = clock_mono_us();
         if (flushed) {
-                r = link_live_files(b, snap, err, err_len);
+                r = link_snapshot(b, snap, err, err_len);
         } else {
                 /* RocksDB's own checkpoint flushes the memtables (log_size_for_flush 0)
                  * and copies and fsyncs the MANIFEST and CURRENT itself. */
