@@ -1,11 +1,11 @@
 /* Incremental checkpoints of a backend, in two parts as DESIGN.md's checkpoint protocol
  * says. The synchronous part runs on the task thread at the barrier, milliseconds, and
  * never waits for an fsync of its own: it flushes the memtables of every state (all
- * flushes queued first, then waited for) and, with RocksDB's file deletions off for the
- * moment, records the MANIFEST that CURRENT names and its size and hard-links that
- * MANIFEST, every SST file of the database and the newest OPTIONS file into
- * <local_dir>/snap-<n> (snapshot.c says why that is a consistent snapshot while
- * compactions run). The asynchronous part first completes it: the MANIFEST cut to the
+ * flushes queued first, then waited for), records the MANIFEST that CURRENT names and
+ * its size and hard-links that MANIFEST, every SST file of the database and the newest
+ * OPTIONS file into <local_dir>/snap-<n>, and checks that CURRENT and the size did not
+ * change meanwhile (else it links again; snapshot.c says why that is a consistent
+ * snapshot while compactions run). The asynchronous part first completes it: the MANIFEST cut to the
  * recorded size, CURRENT written, the directory opened read-only by RocksDB and every SST
  * file its MANIFEST does not name removed. (Should the memtables not be empty after the
  * flush, which RocksDB should not do, the synchronous part falls back to RocksDB's own
