@@ -70,6 +70,13 @@ int sb_env_create(const struct sb_env_config *cfg, struct sb_env **ret_env, char
         }
         rocksdb_env_set_background_threads(env->rocks_env, c.background_threads);
         rocksdb_env_set_high_priority_background_threads(env->rocks_env, 1);
+        /* Compactions run at the lowest CPU priority (nice 19; flushes keep the normal
+         * one). A synchronous snapshot waits for a flush, and on a machine with fewer
+         * cores than busy threads a running compaction otherwise takes the CPU that
+         * flush and the task thread wait for. Compactions only need to keep up on
+         * average: they still get every idle cycle, and RocksDB's write stalls bound
+         * what they may fall behind. */
+        rocksdb_env_lower_thread_pool_cpu_priority(env->rocks_env);
         *ret_env = env;
         return 0;
 }

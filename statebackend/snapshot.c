@@ -1,6 +1,7 @@
-/* Incremental checkpoints: the synchronous RocksDB checkpoint, the asynchronous upload
- * of new SST files under fresh uids plus one private pack, and the confirm / abort
- * bookkeeping that decides which files later checkpoints may reuse (snapshot.h). */
+/* Incremental checkpoints: the synchronous flush and hard links, the asynchronous
+ * completion of that local snapshot and upload of new SST files under fresh uids plus
+ * one private pack, and the confirm / abort bookkeeping that decides which files later
+ * checkpoints may reuse (snapshot.h). */
 #include "statebackend/snapshot.h"
 
 #include <dirent.h>
@@ -17,6 +18,8 @@
 #include "statebackend/sb_internal.h"
 
 #define SB_PRIVATE_MAX_BYTES (256u << 20)
+/* Optimistic attempts of link_live_files() before it holds file deletions. */
+#define SB_LINK_ATTEMPTS 3
 
 struct sb_snapshot {
         struct sb_shared *shared;
@@ -24,6 +27,12 @@ struct sb_snapshot {
         char dir[SB_PATH_MAX];
         struct sb_filemap *base;  /* the base when the snapshot was taken */
         bool uploaded;
+        /* Taken by links (link_live_files): the MANIFEST named by CURRENT is linked whole
+         * and holds the snapshot in its first manifest_size bytes; the upload cuts it
+         * there, writes CURRENT and drops the SST files that MANIFEST does not name. */
+        bool linked;
+        char manifest[64];
+        uint64_t manifest_size;
         struct sb_sync_stats sync;
 };
 
@@ -47,6 +56,13 @@ static bool memtables_empty(struct sb_backend *b) {
 }
 
 /* Flushes the memtables of every state's column family and waits for their SST files.
+ * First every column family switches its memtable and queues its flush job
+ * (wait off), then the task thread waits for each: the flush jobs run back to back in
+ * RocksDB's flush thread instead of one round trip of the task thread per state. A wait
+ * on a column family whose memtable is empty but whose flush is queued or running
+ * waits for that flush; one with nothing to flush (also in the first pass) returns at
+ * once.
+ *
  * The task thread is the only writer, so nothing is written between this flush and the
  * checkpoint that follows: the checkpoint need not flush again. *ret_flushed says
  * whether the memtables were seen empty afterwards; if not (which RocksDB should not
@@ -54,23 +70,32 @@ static bool memtables_empty(struct sb_backend *b) {
  * memtables (the WAL is off). */
 static int flush_states(struct sb_backend *b, struct sb_sync_stats *st, bool *ret_flushed,
                         char *err, size_t err_len) {
-        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-        if (!fo)
-                return -ENOMEM;
-        rocksdb_flushoptions_set_wait(fo, 1);
-        int r = 0;
-        for (size_t i = 0; i < b->n_states && r == 0; i++) {
-                uint64_t v = 0;
-                if (rocksdb_property_int_cf(b->db, b->states[i].cf,
-                                            "rocksdb.num-entries-active-mem-table", &v) == 0)
-                        st->memtable_entries += v;
-                char *e = NULL;
-                rocksdb_flush_cf(b->db, fo, b->states[i].cf, &e);
-                if (e)
-                        r = sb_fail_rocks(err, err_len, e, "flushing state '%s' of %s",
-                                          b->states[i].name, b->db_dir);
+        rocksdb_flushoptions_t *start = rocksdb_flushoptions_create();
+        rocksdb_flushoptions_t *wait = rocksdb_flushoptions_create();
+        int r = start && wait ? 0 : -ENOMEM;
+        if (r == 0) {
+                rocksdb_flushoptions_set_wait(start, 0);
+                rocksdb_flushoptions_set_wait(wait, 1);
         }
-        rocksdb_flushoptions_destroy(fo);
+        for (int pass = 0; pass < 2 && r == 0; pass++) {
+                for (size_t i = 0; i < b->n_states && r == 0; i++) {
+                        uint64_t v = 0;
+                        if (pass == 0 &&
+                            rocksdb_property_int_cf(b->db, b->states[i].cf,
+                                                    "rocksdb.num-entries-active-mem-table",
+                                                    &v) == 0)
+                                st->memtable_entries += v;
+                        char *e = NULL;
+                        rocksdb_flush_cf(b->db, pass == 0 ? start : wait, b->states[i].cf, &e);
+                        if (e)
+                                r = sb_fail_rocks(err, err_len, e, "flushing state '%s' of %s",
+                                                  b->states[i].name, b->db_dir);
+                }
+        }
+        if (start)
+                rocksdb_flushoptions_destroy(start);
+        if (wait)
+                rocksdb_flushoptions_destroy(wait);
         if (r == 0)
                 *ret_flushed = memtables_empty(b);
         return r;
@@ -117,6 +142,174 @@ static bool aborted_before(struct sb_shared *s, uint64_t id) {
                 if (s->aborted[i] == id)
                         return true;
         return false;
+}
+
+/* RocksDB names its MANIFEST files MANIFEST-<number> and its options files
+ * OPTIONS-<number>. */
+static bool numbered_name(const char *name, const char *prefix, uint64_t *ret_n) {
+        size_t pl = strlen(prefix);
+        if (strncmp(name, prefix, pl) != 0 || !name[pl] || strlen(name + pl) > 20)
+                return false;
+        uint64_t n = 0;
+        for (const char *p = name + pl; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return false;
+                n = n * 10 + (uint64_t)(*p - '0');
+        }
+        *ret_n = n;
+        return true;
+}
+
+/* The MANIFEST that <db>/CURRENT names (into name) and its size. */
+static int manifest_now(struct sb_backend *b, char *name, size_t name_len, uint64_t *ret_size,
+                        char *err, size_t err_len) {
+        char path[SB_PATH_MAX], *current = NULL;
+        size_t len = 0;
+        uint64_t n;
+        struct stat st;
+        int r = sb_path(path, sizeof(path), "%s/CURRENT", b->db_dir);
+        if (r == 0)
+                r = fs_read_all(path, 64, &current, &len);
+        if (r < 0)
+                return sb_fail(err, err_len, r, "reading %s/CURRENT: %s", b->db_dir, err_str(r));
+        if (len < 2 || current[len - 1] != '\n' || len > name_len) {
+                free(current);
+                return sb_fail(err, err_len, -EBADMSG, "%s/CURRENT does not name a MANIFEST",
+                               b->db_dir);
+        }
+        current[len - 1] = '\0';
+        if (!numbered_name(current, "MANIFEST-", &n)) {
+                r = sb_fail(err, err_len, -EBADMSG, "%s/CURRENT names '%.64s', not a MANIFEST",
+                            b->db_dir, current);
+                free(current);
+                return r;
+        }
+        snprintf(name, name_len, "%s", current);
+        free(current);
+        r = sb_path(path, sizeof(path), "%s/%s", b->db_dir, name);
+        if (r == 0 && stat(path, &st) < 0)
+                r = -errno;
+        if (r < 0)
+                return sb_fail(err, err_len, r, "%s/%s: %s", b->db_dir, name, err_str(r));
+        *ret_size = (uint64_t)st.st_size;
+        return 0;
+}
+
+/* The synchronous part after the flush, without a single fsync: the MANIFEST that
+ * CURRENT names and its size, then hard links of that MANIFEST, of every SST file in the
+ * database directory and of the newest OPTIONS file into snap->dir.
+ *
+ * Why this is a consistent snapshot: the MANIFEST is append-only and RocksDB writes a
+ * version edit there after the files it adds are complete and before the files it drops
+ * can be deleted; the first manifest_size bytes therefore describe a version whose
+ * files all exist until a later edit is written. The links are taken either with file
+ * deletions off (hold_deletions), or optimistically: then CURRENT and the MANIFEST's size
+ * are read again after the links, and if either changed (an edit was written, which may
+ * have let a file go before its link) the caller retries, -EAGAIN. The optimistic way
+ * keeps RocksDB's purge of obsolete files, which re-enabling deletions runs on the
+ * calling thread, off the task thread. The task thread being the only writer and blocked
+ * here, every version after the flush holds the same data: later edits in those bytes
+ * are compactions. A version edit cut by the size is a torn tail, which RocksDB ignores
+ * as it does after a crash. The links may include SST files that version does not name
+ * (compaction outputs being written, files already replaced); the upload removes them
+ * (prepare_linked). */
+static int link_live_files(struct sb_backend *b, struct sb_snapshot *snap, bool hold_deletions,
+                           char *err, size_t err_len) {
+        char src[SB_PATH_MAX], dst[SB_PATH_MAX], options[64] = "", again[64];
+        char *e = NULL;
+        uint64_t n, options_n = 0, size_again = 0;
+        int r = 0;
+        if (hold_deletions) {
+                rocksdb_disable_file_deletions(b->db, &e);
+                if (e)
+                        return sb_fail_rocks(err, err_len, e, "disabling file deletions of %s",
+                                             b->db_dir);
+        }
+        r = manifest_now(b, snap->manifest, sizeof(snap->manifest), &snap->manifest_size, err,
+                         err_len);
+        if (r < 0)
+                goto out;
+        if (mkdir(snap->dir, 0755) < 0) {
+                r = sb_fail(err, err_len, -errno, "creating %s: %s", snap->dir, err_str(-errno));
+                goto out;
+        }
+        r = sb_path(src, sizeof(src), "%s/%s", b->db_dir, snap->manifest);
+        if (r == 0)
+                r = sb_path(dst, sizeof(dst), "%s/%s", snap->dir, snap->manifest);
+        if (r == 0 && link(src, dst) < 0)
+                r = !hold_deletions && errno == ENOENT ? -EAGAIN : -errno;
+        if (r < 0) {
+                sb_fail(err, err_len, r, "linking %s into %s: %s", src, snap->dir, err_str(r));
+                goto out;
+        }
+        DIR *d = opendir(b->db_dir);
+        if (!d) {
+                r = sb_fail(err, err_len, -errno, "reading %s: %s", b->db_dir, err_str(-errno));
+                goto out;
+        }
+        struct dirent *de;
+        while (r == 0 && (de = readdir(d))) {
+                if (numbered_name(de->d_name, "OPTIONS-", &n)) {
+                        if (n >= options_n) {
+                                options_n = n;
+                                snprintf(options, sizeof(options), "%.60s", de->d_name);
+                        }
+                        continue;
+                }
+                if (!sb_name_is_sst(de->d_name))
+                        continue;
+                r = sb_path(src, sizeof(src), "%s/%s", b->db_dir, de->d_name);
+                if (r == 0)
+                        r = sb_path(dst, sizeof(dst), "%s/%s", snap->dir, de->d_name);
+                /* A file gone meanwhile is not named by the first manifest_size bytes:
+                 * with deletions off it went before they were read; else the check
+                 * below sees the edit that let it go. */
+                if (r == 0 && link(src, dst) < 0 && errno != ENOENT)
+                        r = -errno;
+                if (r < 0)
+                        sb_fail(err, err_len, r, "linking %s into %s: %s", src, snap->dir,
+                                err_str(r));
+        }
+        closedir(d);
+        if (r == 0 && options[0]) {
+                r = sb_path(src, sizeof(src), "%s/%s", b->db_dir, options);
+                if (r == 0)
+                        r = sb_path(dst, sizeof(dst), "%s/%s", snap->dir, options);
+                if (r == 0 && link(src, dst) < 0)
+                        r = !hold_deletions && errno == ENOENT ? -EAGAIN : -errno;
+                if (r < 0)
+                        sb_fail(err, err_len, r, "linking %s into %s: %s", src, snap->dir,
+                                err_str(r));
+        }
+        if (r == 0 && !hold_deletions) {
+                r = manifest_now(b, again, sizeof(again), &size_again, err, err_len);
+                if (r == -ENOENT || (r == 0 && (strcmp(again, snap->manifest) != 0 ||
+                                                size_again != snap->manifest_size)))
+                        r = -EAGAIN;
+        }
+        if (r == 0)
+                snap->linked = true;
+out:
+        if (hold_deletions) {
+                rocksdb_enable_file_deletions(b->db, 0, &e);
+                if (e && r == 0)
+                        r = sb_fail_rocks(err, err_len, e, "enabling file deletions of %s",
+                                          b->db_dir);
+                else
+                        free(e);
+        }
+        return r;
+}
+
+/* Optimistic links first; if edits keep coming in between, links with deletions off. */
+static int link_snapshot(struct sb_backend *b, struct sb_snapshot *snap, char *err,
+                         size_t err_len) {
+        for (int attempt = 0;; attempt++) {
+                int r = link_live_files(b, snap, attempt == SB_LINK_ATTEMPTS, err, err_len);
+                if (r != -EAGAIN)
+                        return r;
+                (void)fs_rm_rf(snap->dir);
+        }
 }
 
 int sb_snapshot_sync(struct sb_backend *b, uint64_t checkpoint_id,
@@ -176,18 +369,23 @@ int sb_snapshot_sync(struct sb_backend *b, uint64_t checkpoint_id,
                 return r;
         }
         uint64_t t1 = clock_mono_us();
-        rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(b->db, &e);
-        if (!e)
-                /* log_size_for_flush: UINT64_MAX never flushes, 0 always does. The
-                 * memtables were just flushed, unless flush_states() saw otherwise. */
-                rocksdb_checkpoint_create(cp, snap->dir, flushed ? UINT64_MAX : 0, &e);
-        if (cp)
-                rocksdb_checkpoint_object_destroy(cp);
+        if (flushed) {
+                r = link_snapshot(b, snap, err, err_len);
+        } else {
+                /* RocksDB's own checkpoint flushes the memtables (log_size_for_flush 0)
+                 * and copies and fsyncs the MANIFEST and CURRENT itself. */
+                rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(b->db, &e);
+                if (!e)
+                        rocksdb_checkpoint_create(cp, snap->dir, 0, &e);
+                if (cp)
+                        rocksdb_checkpoint_object_destroy(cp);
+                if (e)
+                        r = sb_fail_rocks(err, err_len, e, "RocksDB checkpoint of %s into %s",
+                                          b->db_dir, snap->dir);
+        }
         snap->sync.flush_us = t1 - t0;
         snap->sync.checkpoint_us = clock_mono_us() - t1;
-        if (e) {
-                r = sb_fail_rocks(err, err_len, e, "RocksDB checkpoint of %s into %s",
-                                  b->db_dir, snap->dir);
+        if (r < 0) {
                 sb_snapshot_destroy(snap);
                 return r;
         }
@@ -266,6 +464,135 @@ static int list_dir(struct upload *u) {
         closedir(d);
         if (r == 0 && u->n_names)
                 qsort(u->names, u->n_names, sizeof(*u->names), cmp_name);
+        return r;
+}
+
+/* The read-only open of a linked snapshot found a corrupt file, and RocksDB's message
+ * may name another (the MANIFEST that referred to it): if an SST file of the snapshot
+ * fails its block checksums, err names that one instead, as an upload would. */
+static void name_corrupt_sst(struct sb_snapshot *snap, char *err, size_t err_len) {
+        char path[SB_PATH_MAX], why[SB_ERR_MAX];
+        DIR *d = opendir(snap->dir);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                uint32_t crc;
+                uint64_t size;
+                if (!sb_name_is_sst(de->d_name) ||
+                    sb_path(path, sizeof(path), "%s/%s", snap->dir, de->d_name) < 0 ||
+                    sb_sst_verify(path, de->d_name, &crc, &size, why, sizeof(why)) != -EBADMSG)
+                        continue;
+                sb_fail(err, err_len, -EBADMSG, "checkpoint %" PRIu64 ": %s",
+                        snap->checkpoint_id, why);
+                break;
+        }
+        closedir(d);
+}
+
+/* The asynchronous half of link_live_files(): the MANIFEST cut to the size it had at the
+ * barrier, CURRENT naming it, and of the linked SST files only those that this MANIFEST
+ * names. RocksDB itself reads the MANIFEST: the directory is opened read-only, which
+ * also checks that every file it names is there with its size, and its live files are
+ * kept. Everything else in the directory goes (other SST files, the LOG of the open). */
+static int prepare_linked(struct sb_snapshot *snap, char *err, size_t err_len) {
+        char path[SB_PATH_MAX], *data = NULL, *e = NULL;
+        size_t len = 0;
+        int r = sb_path(path, sizeof(path), "%s/%s", snap->dir, snap->manifest);
+        if (r == 0)
+                r = fs_read_all(path, SB_PRIVATE_MAX_BYTES, &data, &len);
+        if (r == 0 && len < snap->manifest_size)
+                r = -EBADMSG;
+        if (r == 0)
+                r = fs_write_atomic(path, data, snap->manifest_size);
+        free(data);
+        if (r < 0)
+                return sb_fail(err, err_len, r, "cutting %s to %" PRIu64 " bytes: %s", path,
+                               snap->manifest_size, err_str(r));
+        char current[80];
+        int cl = snprintf(current, sizeof(current), "%s\n", snap->manifest);
+        r = sb_path(path, sizeof(path), "%s/CURRENT", snap->dir);
+        if (r == 0)
+                r = fs_write_atomic(path, current, (size_t)cl);
+        if (r < 0)
+                return sb_fail(err, err_len, r, "writing %s: %s", path, err_str(r));
+
+        rocksdb_options_t *o = rocksdb_options_create();
+        if (!o)
+                return -ENOMEM;
+        rocksdb_options_set_info_log_level(o, 3 /* ERROR */);
+        size_t n_cf = 0;
+        char **names = rocksdb_list_column_families(o, snap->dir, &n_cf, &e);
+        rocksdb_column_family_handle_t **cfs = NULL;
+        const rocksdb_options_t **cf_opts = NULL;
+        rocksdb_t *db = NULL;
+        if (e) {
+                names = NULL;
+                r = sb_fail_rocks(err, err_len, e, "reading the snapshot %s", snap->dir);
+                goto out;
+        }
+        cfs = calloc(n_cf ? n_cf : 1, sizeof(*cfs));
+        cf_opts = calloc(n_cf ? n_cf : 1, sizeof(*cf_opts));
+        if (!cfs || !cf_opts) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0; i < n_cf; i++)
+                cf_opts[i] = o;
+        db = rocksdb_open_for_read_only_column_families(o, snap->dir, (int)n_cf,
+                                                        (const char *const *)names, cf_opts,
+                                                        cfs, 0, &e);
+        if (e) {
+                db = NULL;
+                r = sb_fail_rocks(err, err_len, e, "opening the snapshot %s", snap->dir);
+                if (r == -EBADMSG)
+                        name_corrupt_sst(snap, err, err_len);
+                goto out;
+        }
+        const rocksdb_livefiles_t *lf = rocksdb_livefiles(db);
+        if (!lf) {
+                r = -ENOMEM;
+                goto out;
+        }
+        DIR *d = opendir(snap->dir);
+        if (!d) {
+                r = sb_fail(err, err_len, -errno, "reading %s: %s", snap->dir, err_str(-errno));
+                rocksdb_livefiles_destroy(lf);
+                goto out;
+        }
+        struct dirent *de;
+        uint64_t num;
+        while (r == 0 && (de = readdir(d))) {
+                if (de->d_name[0] == '.' || strcmp(de->d_name, "CURRENT") == 0 ||
+                    strcmp(de->d_name, snap->manifest) == 0 ||
+                    numbered_name(de->d_name, "OPTIONS-", &num))
+                        continue;
+                bool live = false;
+                for (int i = 0; sb_name_is_sst(de->d_name) && i < rocksdb_livefiles_count(lf) &&
+                                !live; i++) {
+                        const char *ln = rocksdb_livefiles_name(lf, i);
+                        live = strcmp(ln + (ln[0] == '/'), de->d_name) == 0;
+                }
+                if (live)
+                        continue;
+                r = sb_path(path, sizeof(path), "%s/%s", snap->dir, de->d_name);
+                if (r == 0 && unlink(path) < 0 && errno != ENOENT)
+                        r = -errno;
+                if (r < 0)
+                        sb_fail(err, err_len, r, "removing %s: %s", path, err_str(r));
+        }
+        closedir(d);
+        rocksdb_livefiles_destroy(lf);
+out:
+        for (size_t i = 0; db && i < n_cf; i++)
+                rocksdb_column_family_handle_destroy(cfs[i]);
+        if (db)
+                rocksdb_close(db);
+        if (names)
+                rocksdb_list_column_families_destroy(names, n_cf);
+        free(cfs);
+        free(cf_opts);
+        rocksdb_options_destroy(o);
         return r;
 }
 
@@ -466,6 +793,11 @@ int sb_snapshot_upload(struct sb_snapshot *snap, const char *job_dir, char **ret
         if (r < 0) {
                 sb_fail(err, err_len, r, "creating %s/shared: %s", job_dir, err_str(r));
                 goto fail;
+        }
+        if (snap->linked) {
+                r = prepare_linked(snap, err, err_len);
+                if (r < 0)
+                        goto fail;
         }
         r = list_dir(&u);
         if (r < 0)

@@ -1,7 +1,15 @@
 /* Incremental checkpoints of a backend, in two parts as DESIGN.md's checkpoint protocol
- * says. The synchronous part runs on the task thread at the barrier: a RocksDB
- * checkpoint (flush of the memtables + hard links of the live files) into
- * <local_dir>/snap-<n>; milliseconds. The asynchronous part runs on a snapshot thread:
+ * says. The synchronous part runs on the task thread at the barrier, milliseconds, and
+ * never waits for an fsync of its own: it flushes the memtables of every state (all
+ * flushes queued first, then waited for), records the MANIFEST that CURRENT names and
+ * its size and hard-links that MANIFEST, every SST file of the database and the newest
+ * OPTIONS file into <local_dir>/snap-<n>, and checks that CURRENT and the size did not
+ * change meanwhile (else it links again; snapshot.c says why that is a consistent
+ * snapshot while compactions run). The asynchronous part first completes it: the MANIFEST cut to the
+ * recorded size, CURRENT written, the directory opened read-only by RocksDB and every SST
+ * file its MANIFEST does not name removed. (Should the memtables not be empty after the
+ * flush, which RocksDB should not do, the synchronous part falls back to RocksDB's own
+ * checkpoint, which flushes again and fsyncs its copies.) Then, on the snapshot thread,
  * it copies to <job dir>/shared/<uid>.sst only the SST files that the last *confirmed*
  * checkpoint does not already hold, each verified block by block (RocksDB's own block
  * checksums, see sst.c) and CRC32C-checked while copied, under a fresh random uid (never
@@ -55,7 +63,7 @@ int sb_backend_flush_async(struct sb_backend *b, char *err, size_t err_len);
 struct sb_sync_stats {
         uint64_t memtable_entries; /* in the active memtables before the flush */
         uint64_t flush_us;         /* flushing them to SST files */
-        uint64_t checkpoint_us;    /* RocksDB checkpoint: hard links, MANIFEST copy, syncs */
+        uint64_t checkpoint_us;    /* the hard links (or RocksDB's checkpoint, see above) */
 };
 
 void sb_snapshot_get_sync_stats(const struct sb_snapshot *snap,

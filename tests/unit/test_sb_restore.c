@@ -1,11 +1,16 @@
 /* Unit tests of statebackend/restore.h: an exact restore at the same parallelism (every
  * entry of every state compared, and the next checkpoint still incremental), rescaling
  * 2 -> 3 and 4 -> 2 at 100k keys (each key in exactly one new subtask, the one owning its
- * key group, and clipped data never resurrects), and restores that fail cleanly on a
- * missing or corrupt file in checkpoint storage or on inconsistent handles. */
+ * key group, and clipped data never resurrects), restores of checkpoints taken while
+ * compactions run and writes follow each barrier (each exactly its barrier's state), and
+ * restores that fail cleanly on a missing or corrupt file in checkpoint storage or on
+ * inconsistent handles. */
 #include "statebackend/restore.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <sys/stat.h>
 
 #include "statebackend/snapshot.h"
 #include "test_sb_util.h"
@@ -261,6 +266,107 @@ static void test_exact_restore(void) {
         free(h2);
 }
 
+/* Uploads and confirms snapshot s (checkpoint id), then destroys it. */
+static bool upload_confirm(struct sb_backend *b, struct sb_snapshot *s, uint64_t id,
+                           char **ret_h, size_t *ret_len) {
+        char err[512] = "", jd[512];
+        int r = sb_snapshot_upload(s, sbt_path(jd, sizeof(jd), "job"), ret_h, ret_len, NULL,
+                                   err, sizeof(err));
+        CHECK(r == 0, "upload %" PRIu64 ": expected 0, seen %d (%s)", id, r, err);
+        sb_snapshot_destroy(s);
+        if (r == 0)
+                CHECK_INT(sb_backend_confirm(b, id), 0);
+        return r == 0;
+}
+
+/* Snapshots taken while background compactions rewrite the files (every checkpoint
+ * adds a run per state; universal compaction merges them), with writes after each
+ * barrier and each upload after the next snapshot's flush: every checkpoint restores to
+ * exactly the state at its barrier. The synchronous part
+ * copies nothing: right after it the snapshot's MANIFEST and SST files are hard links of
+ * the database's, and CURRENT is only written by the upload. */
+static void test_restore_during_compactions(void) {
+        struct kg_range all = {0, 128};
+        struct sb_backend *b = make("busy", all);
+        if (!b)
+                return;
+        for (uint32_t i = 0; i < 30000; i++)
+                write_key(b, i, 1);
+        enum { ROUNDS = 10 };
+        char *h[ROUNDS] = {0};
+        size_t hl[ROUNDS] = {0};
+        struct blobs want[ROUNDS] = {{0}};
+        struct sb_snapshot *prev = NULL;
+        char err[512] = "", path[1024], rel[64];
+        for (uint32_t round = 0; round < ROUNDS; round++) {
+                for (uint32_t i = round; i < 30000; i += 5)
+                        write_key(b, i, 10 + round);
+                uint64_t id = round + 1;
+                struct sb_snapshot *s = NULL;
+                int r = sb_snapshot_sync(b, id, &s, err, sizeof(err));
+                CHECK(r == 0, "sync %" PRIu64 ": expected 0, seen %d (%s)", id, r, err);
+                if (r < 0)
+                        break;
+                collect(b, &want[round]); /* the state at the barrier */
+                if (round == 0) {
+                        char snapdir[512];
+                        snprintf(rel, sizeof(rel), "busy/snap-%" PRIu64, id);
+                        sbt_path(snapdir, sizeof(snapdir), rel);
+                        size_t links = 0, ssts = 0, manifests = 0, current = 0;
+                        DIR *d = opendir(snapdir);
+                        struct dirent *e;
+                        while (d && (e = readdir(d))) {
+                                struct stat st;
+                                snprintf(path, sizeof(path), "%s/%s", snapdir, e->d_name);
+                                bool sst = strstr(e->d_name, ".sst") != NULL;
+                                bool man = strncmp(e->d_name, "MANIFEST-", 9) == 0;
+                                ssts += sst;
+                                manifests += man;
+                                current += strcmp(e->d_name, "CURRENT") == 0;
+                                if ((sst || man) && stat(path, &st) == 0 && st.st_nlink >= 2)
+                                        links++;
+                        }
+                        if (d)
+                                closedir(d);
+                        CHECK(ssts >= N_STATES && manifests == 1 && links == ssts + 1,
+                              "expected the synchronous part to hard-link the MANIFEST and the "
+                              "SST files; seen %zu SST files and %zu MANIFEST, %zu of them "
+                              "links", ssts, manifests, links);
+                        CHECK_INT(current, 0);
+                }
+                /* Writes after the barrier, flushed by the next round's snapshot before
+                 * this one is uploaded: its MANIFEST has grown by then. */
+                for (uint32_t i = round + 1; i < 30000; i += 7)
+                        write_key(b, i, 100 + round);
+                CHECK_INT(sb_state_clear(sb_backend_state(b, "value"),
+                                         &(struct sb_key){.key = "user-3", .key_len = 6}), 0);
+                bool ok = !prev || upload_confirm(b, prev, round, &h[round - 1], &hl[round - 1]);
+                prev = s;
+                if (!ok)
+                        break;
+        }
+        if (prev)
+                upload_confirm(b, prev, ROUNDS, &h[ROUNDS - 1], &hl[ROUNDS - 1]);
+        sb_backend_destroy(b);
+        for (uint32_t round = 0; round < ROUNDS; round++) {
+                if (!h[round])
+                        continue;
+                snprintf(rel, sizeof(rel), "busy-r%u", round);
+                struct sb_bytes hs[] = {{h[round], hl[round]}};
+                struct sb_backend *r = restore(rel, all, hs, 1);
+                if (r) {
+                        struct blobs seen = {0};
+                        collect(r, &seen);
+                        snprintf(rel, sizeof(rel), "restore of checkpoint %u", round + 1);
+                        blobs_compare(&want[round], &seen, rel);
+                        blobs_free(&seen);
+                        sb_backend_destroy(r);
+                }
+                blobs_free(&want[round]);
+                free(h[round]);
+        }
+}
+
 /* Writes 100k keys into old_p subtasks, checkpoints them, restores new_p subtasks from
  * all handles and checks ownership and content; then deletes and updates keys in the
  * new subtasks and restores all of them into one, to see that clipped data stays gone. */
@@ -464,6 +570,7 @@ int main(void) {
         sbt_mkroot();
         env = sbt_env(256ull << 20);
         RUN(test_exact_restore);
+        RUN(test_restore_during_compactions);
         RUN(test_restore_failures);
         RUN(test_rescale_2_to_3);
         RUN(test_rescale_4_to_2);

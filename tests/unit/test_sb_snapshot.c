@@ -2,8 +2,8 @@
  * a checkpoint without changes copies no SST, confirm / abort / reset semantics (the
  * base is never an unconfirmed checkpoint, aborted uploads are deleted and never named
  * again), an upload running on another thread while the task thread writes, shared
- * files named by uid only, and corrupt local SST files failing the upload with an error
- * that names the file. */
+ * files named by uid only, corrupt local SST files failing the upload with an error
+ * that names the file, and a synchronous part that flushes every state. */
 #include "statebackend/snapshot.h"
 
 #include <errno.h>
@@ -131,6 +131,47 @@ static void test_incremental_ratio(void) {
         sb_handle_free(h1);
         sb_handle_free(h2);
         sb_handle_free(h3);
+        sb_backend_destroy(b);
+}
+
+/* The synchronous part flushes every state that holds data (their flushes are queued
+ * together, then waited for): each state's writes are in an SST file of the snapshot,
+ * none is left in a memtable, and the sync stats count every entry. */
+static void test_sync_flushes_every_state(void) {
+        struct sb_backend *b = make("flushall");
+        if (!b)
+                return;
+        CHECK_INT(sbt_put_keys(sb_backend_state(b, "v"), 0, 3000, 32, 1), 0);
+        struct sb_state *l = sb_backend_state(b, "l");
+        for (int i = 0; i < 2000; i++) {
+                char key[32];
+                int kl = snprintf(key, sizeof(key), "list%06d", i);
+                struct sb_key k = {.key = key, .key_len = (size_t)kl};
+                CHECK_INT(sb_list_add(l, &k, "e", 1), 0);
+        }
+        char err[1024] = "", jd[512];
+        struct sb_snapshot *s = NULL;
+        int r = sb_snapshot_sync(b, 1, &s, err, sizeof(err));
+        CHECK(r == 0, "sync: expected 0, seen %d (%s)", r, err);
+        if (r < 0) {
+                sb_backend_destroy(b);
+                return;
+        }
+        struct sb_sync_stats ss;
+        sb_snapshot_get_sync_stats(s, &ss);
+        CHECK_INT(ss.memtable_entries, 5000);
+        struct sb_backend_stats bs;
+        CHECK_INT(sb_backend_get_stats(b, &bs), 0);
+        CHECK_INT(bs.sst_files, 2);
+        char *data = NULL;
+        size_t len = 0;
+        struct sb_upload_stats us;
+        r = sb_snapshot_upload(s, sbt_path(jd, sizeof(jd), "flushall-job"), &data, &len, &us,
+                               err, sizeof(err));
+        CHECK(r == 0, "upload: expected 0, seen %d (%s)", r, err);
+        CHECK_INT(us.new_sst_files, 2);
+        free(data);
+        sb_snapshot_destroy(s);
         sb_backend_destroy(b);
 }
 
@@ -366,6 +407,7 @@ static void test_corrupt_local_sst(void) {
 int main(void) {
         sbt_mkroot();
         env = sbt_env(256ull << 20);
+        RUN(test_sync_flushes_every_state);
         RUN(test_confirm_abort);
         RUN(test_concurrent_upload);
         RUN(test_corrupt_local_sst);

@@ -1,10 +1,14 @@
 /* Unit tests of statebackend/backend.h: every state kind, TTL with an injected clock
  * (no sleeping), empty lists, values of 1 MiB and more, binary keys with NUL bytes, many
- * states in one backend, keys outside the key-group range, config errors and the
- * per-process memory budget. */
+ * states in one backend, keys outside the key-group range, config errors, the
+ * per-process memory budget and compactions at a lower CPU priority than flushes. */
 #include "statebackend/backend.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "common/clock.h"
 #include "common/err.h"
@@ -677,6 +681,71 @@ static void test_memory_budget(void) {
         sb_env_destroy(e);
 }
 
+/* The nice value of each of this process's threads whose name starts with prefix:
+ * counts them and returns in *ret_other how many have another nice than want. */
+static int threads_with_nice(const char *prefix, int want, int *ret_other) {
+        int n = 0;
+        *ret_other = 0;
+        DIR *d = opendir("/proc/self/task");
+        if (!d)
+                return -1;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+                if (e->d_name[0] == '.')
+                        continue;
+                char path[128], comm[64] = "", stat[1024] = "";
+                snprintf(path, sizeof(path), "/proc/self/task/%.32s/comm", e->d_name);
+                FILE *f = fopen(path, "r");
+                if (!f)
+                        continue;
+                bool named = fgets(comm, sizeof(comm), f) &&
+                             strncmp(comm, prefix, strlen(prefix)) == 0;
+                fclose(f);
+                if (!named)
+                        continue;
+                snprintf(path, sizeof(path), "/proc/self/task/%.32s/stat", e->d_name);
+                f = fopen(path, "r");
+                if (!f)
+                        continue;
+                bool ok = fgets(stat, sizeof(stat), f) != NULL;
+                fclose(f);
+                /* Field 19 is the nice value; fields 3.. follow the ") " after comm. */
+                const char *p = ok ? strrchr(stat, ')') : NULL;
+                int field = 2, nice = 0;
+                for (; p && *p && field < 19; p++)
+                        if (*p == ' ')
+                                field++;
+                if (!p || sscanf(p, "%d", &nice) != 1)
+                        continue;
+                n++;
+                *ret_other += nice != want;
+        }
+        closedir(d);
+        return n;
+}
+
+/* Compactions run at the lowest CPU priority and flushes at the normal one (env.c), so
+ * that a synchronous snapshot's flush does not wait for a CPU behind a compaction: the
+ * compaction thread that ran a manual compaction has nice 19, the flush thread 0. */
+static void test_compaction_priority(void) {
+        struct sb_state_desc d[] = {{.name = "v", .kind = SB_STATE_VALUE}};
+        struct sb_backend *b = make("prio", all_groups, d, 1);
+        if (!b)
+                return;
+        for (uint32_t i = 0; i < 3; i++) {
+                CHECK_INT(sbt_put_keys(sb_backend_state(b, "v"), i * 1000, 1000, 32, i), 0);
+                CHECK_INT(sb_backend_compact(b), 0);
+        }
+        int other_low = 0, other_high = 0;
+        int low = threads_with_nice("rocksdb:low", 19, &other_low);
+        int high = threads_with_nice("rocksdb:high", 0, &other_high);
+        CHECK(low >= 1 && other_low < low, "expected a compaction thread (rocksdb:low) at nice "
+              "19 after a compaction; seen %d threads, %d at another nice value", low, other_low);
+        CHECK(high >= 1 && other_high == 0, "expected the flush thread (rocksdb:high) at nice 0; "
+              "seen %d threads, %d at another nice value", high, other_high);
+        sb_backend_destroy(b);
+}
+
 #define RUNT(t)                                                                  \
         do {                                                                     \
                 uint64_t t0_ = clock_mono_ms();                                  \
@@ -699,6 +768,7 @@ int main(void) {
         RUNT(test_many_states);
         RUNT(test_config_errors);
         RUNT(test_memory_budget);
+        RUNT(test_compaction_priority);
         sb_env_destroy(env);
         sbt_rmroot();
         return unit_done();

@@ -21,7 +21,10 @@
  * the backends' local directories and db_bench's database in one under --local-dir
  * (default: the same as --dir), as state.checkpoints.dir and
  * state.backend.rocksdb.localdir may be different disks. Both are removed at the end.
- * Progress and details go to stderr. Not part of the test suite: a run takes a few
+ * Progress and details go to stderr, among them where the synchronous parts' time went:
+ * the task thread and RocksDB's flush thread on a CPU, waiting for one (a loaded
+ * machine), or blocked (I/O); --verbose adds one line per snapshot with the flush /
+ * checkpoint split. Not part of the test suite: a run takes a few
  * minutes. Usage: state [--dir D] [--local-dir D] [--keys N] [--snapshots N]
  * [--restore-mb N] [--db-bench PATH] [--no-db-bench] [--verbose]
  *
@@ -31,11 +34,13 @@
  * cache and memtable sizes a worker's backend of one value state gets, and prints
  * {"db_bench_updaterandom_ops_per_s":..}. tools/bench/throughput uses it to compare the
  * keyed count with RocksDB at the sizes of the job's keys. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +159,56 @@ static void print_load(const char *when) {
         fprintf(stderr, "bench state: load average %s: %s\n", when, buf);
 }
 
+/* Scheduler accounting (/proc/<pid>/task/<tid>/schedstat: ns on a CPU, ns runnable but
+ * waiting for one) of the task thread and of RocksDB's flush thread (rocksdb:high), to
+ * tell apart in a synchronous snapshot the CPU work, the wait for a CPU on a loaded
+ * machine, and the rest: blocked in I/O (fsync) or on a lock. */
+struct sched_acct {
+        uint64_t task_run_ns, task_wait_ns, flush_run_ns, flush_wait_ns;
+};
+
+static bool read_schedstat(const char *dir, uint64_t *run_ns, uint64_t *wait_ns) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/schedstat", dir);
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return false;
+        unsigned long long run = 0, wait = 0;
+        bool ok = fscanf(f, "%llu %llu", &run, &wait) == 2;
+        fclose(f);
+        *run_ns += run;
+        *wait_ns += wait;
+        return ok;
+}
+
+static void sched_now(struct sched_acct *a) {
+        *a = (struct sched_acct){0};
+        char dir[512];
+        snprintf(dir, sizeof(dir), "/proc/self/task/%ld", (long)gettid());
+        (void)read_schedstat(dir, &a->task_run_ns, &a->task_wait_ns);
+        DIR *d = opendir("/proc/self/task");
+        if (!d)
+                return;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+                if (e->d_name[0] == '.')
+                        continue;
+                char comm[64] = "";
+                snprintf(dir, sizeof(dir), "/proc/self/task/%.32s/comm", e->d_name);
+                FILE *f = fopen(dir, "r");
+                if (!f)
+                        continue;
+                if (!fgets(comm, sizeof(comm), f))
+                        comm[0] = '\0';
+                fclose(f);
+                if (strncmp(comm, "rocksdb:high", 12) != 0)
+                        continue;
+                snprintf(dir, sizeof(dir), "/proc/self/task/%.32s", e->d_name);
+                (void)read_schedstat(dir, &a->flush_run_ns, &a->flush_wait_ns);
+        }
+        closedir(d);
+}
+
 static int cmp_double(const void *a, const void *b) {
         double x = *(const double *)a, y = *(const double *)b;
         return x < y ? -1 : x > y;
@@ -263,12 +318,23 @@ struct ckpt_loop {
 
 /* Sync + upload + register + confirm, retiring beyond 2 retained; returns the sync ms. */
 static double checkpoint(struct ckpt_loop *c, uint64_t id, struct sb_upload_stats *stats,
-                         struct sb_sync_stats *ret_sync, char **ret_handle, size_t *ret_len) {
+                         struct sb_sync_stats *ret_sync, struct sched_acct *ret_sched,
+                         char **ret_handle, size_t *ret_len) {
         char err[1024];
         struct sb_snapshot *snap = NULL;
+        struct sched_acct s0, s1;
+        sched_now(&s0);
         uint64_t t0 = clock_mono_us();
         int r = sb_snapshot_sync(c->b, id, &snap, err, sizeof(err));
         uint64_t t1 = clock_mono_us();
+        sched_now(&s1);
+        if (ret_sched)
+                *ret_sched = (struct sched_acct){
+                        .task_run_ns = s1.task_run_ns - s0.task_run_ns,
+                        .task_wait_ns = s1.task_wait_ns - s0.task_wait_ns,
+                        .flush_run_ns = s1.flush_run_ns - s0.flush_run_ns,
+                        .flush_wait_ns = s1.flush_wait_ns - s0.flush_wait_ns,
+                };
         if (r < 0)
                 die(r, "synchronous snapshot", err);
         if (ret_sync)
@@ -341,6 +407,7 @@ int main(int argc, char **argv) {
                 {"key-size", required_argument, NULL, 'K'},
                 {"value-size", required_argument, NULL, 'V'},
                 {"memory", required_argument, NULL, 'm'},
+                {"help", no_argument, NULL, 'h'},
                 {0}};
         int c;
         while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -356,12 +423,15 @@ int main(int argc, char **argv) {
                 case 'm': opt.memory = strtoull(optarg, NULL, 10); break;
                 case 0: break;
                 default:
-                        fprintf(stderr, "usage: %s [--dir D] [--local-dir D] [--keys N] [--snapshots N] "
-                                "[--restore-mb N] [--db-bench PATH] [--no-db-bench] [--verbose]\n"
+                        fprintf(c == 'h' ? stdout : stderr, "usage: %s [--dir D] [--local-dir D] "
+                                "[--keys N] [--snapshots N] [--restore-mb N] [--db-bench PATH] "
+                                "[--no-db-bench] [--verbose]\n"
                                 "       %s --db-bench-only [--keys N] [--key-size B] "
-                                "[--value-size B] [--memory BYTES] [--db-bench PATH]\n",
-                                argv[0], argv[0]);
-                        return 2;
+                                "[--value-size B] [--memory BYTES] [--db-bench PATH]\n"
+                                "(defaults: --keys 1000000 --snapshots 100 --restore-mb 550; while "
+                                "iterating on the snapshots, --no-db-bench --restore-mb 20 saves "
+                                "most of the time)\n", argv[0], argv[0]);
+                        return c == 'h' ? 0 : 2;
                 }
         }
         if (opt.keys < 1000 || opt.snapshots < 2 || opt.snapshots > 10000) {
@@ -467,22 +537,23 @@ int main(int argc, char **argv) {
         sb_backend_compact(b);
         print_load("before the snapshots");
         struct sb_upload_stats s1, s2, s;
-        checkpoint(&cl, 1, &s1, NULL, NULL, NULL);
+        checkpoint(&cl, 1, &s1, NULL, NULL, NULL, NULL);
         rmw_ops(st, opt.keys / 100);
-        checkpoint(&cl, 2, &s2, NULL, NULL, NULL);
+        checkpoint(&cl, 2, &s2, NULL, NULL, NULL, NULL);
         double incr = (double)s2.copied_bytes / (double)s1.copied_bytes;
         fprintf(stderr, "bench state: checkpoint 1 copied %" PRIu64 " bytes, checkpoint 2 after "
                 "1%% updates %" PRIu64 " bytes\n", s1.copied_bytes, s2.copied_bytes);
         double *lat = calloc((size_t)opt.snapshots, sizeof(double));
         double *flush_ms = calloc((size_t)opt.snapshots, sizeof(double));
         double *cp_ms = calloc((size_t)opt.snapshots, sizeof(double));
-        if (!lat || !flush_ms || !cp_ms)
+        struct sched_acct *sched = calloc((size_t)opt.snapshots, sizeof(*sched));
+        if (!lat || !flush_ms || !cp_ms || !sched)
                 die(-ENOMEM, "latency arrays", NULL);
         uint64_t copied = 0, memtable = 0;
         for (int i = 0; i < opt.snapshots; i++) {
                 struct sb_sync_stats ss;
                 rmw_ops(st, opt.keys / 100);
-                lat[i] = checkpoint(&cl, 3 + (uint64_t)i, &s, &ss, NULL, NULL);
+                lat[i] = checkpoint(&cl, 3 + (uint64_t)i, &s, &ss, &sched[i], NULL, NULL);
                 flush_ms[i] = (double)ss.flush_us / 1000.0;
                 cp_ms[i] = (double)ss.checkpoint_us / 1000.0;
                 copied += s.copied_bytes;
@@ -492,12 +563,48 @@ int main(int argc, char **argv) {
                         sb_backend_get_stats(b, &vs);
                         fprintf(stderr, "bench state: snapshot %d: sync %.2f ms (flush of %" PRIu64
                                 " memtable entries %.2f ms, checkpoint %.2f ms), copied %" PRIu64
-                                " bytes in %u new SST files; %u live SST files (%u in L0)\n",
+                                " bytes in %u new SST files; %u live SST files (%u in L0); task "
+                                "thread %.2f ms on a CPU + %.2f ms waiting for one, flush thread "
+                                "%.2f + %.2f ms\n",
                                 i + 3, lat[i], ss.memtable_entries, flush_ms[i], cp_ms[i],
-                                s.copied_bytes, s.new_sst_files, vs.sst_files, vs.l0_files);
+                                s.copied_bytes, s.new_sst_files, vs.sst_files, vs.l0_files,
+                                sched[i].task_run_ns / 1e6, sched[i].task_wait_ns / 1e6,
+                                sched[i].flush_run_ns / 1e6, sched[i].flush_wait_ns / 1e6);
                 }
         }
         print_load("after the snapshots");
+        /* Where the time of all snapshots and of the slowest 5 % went: the sync part is
+         * the task thread's own work (on a CPU or waiting for one) plus its wait for the
+         * flush thread (on a CPU, waiting for one) plus the rest, blocked in I/O. */
+        double *order = calloc((size_t)opt.snapshots, sizeof(double));
+        if (!order)
+                die(-ENOMEM, "latency arrays", NULL);
+        memcpy(order, lat, (size_t)opt.snapshots * sizeof(double));
+        qsort(order, (size_t)opt.snapshots, sizeof(double), cmp_double);
+        double p95 = order[(size_t)opt.snapshots * 95 / 100];
+        free(order);
+        for (int tail = 0; tail < 2; tail++) {
+                double tot = 0, tr = 0, tw = 0, fr = 0, fw = 0;
+                int n = 0;
+                for (int i = 0; i < opt.snapshots; i++) {
+                        if (tail && lat[i] < p95)
+                                continue;
+                        n++;
+                        tot += lat[i];
+                        tr += sched[i].task_run_ns / 1e6;
+                        tw += sched[i].task_wait_ns / 1e6;
+                        fr += sched[i].flush_run_ns / 1e6;
+                        fw += sched[i].flush_wait_ns / 1e6;
+                }
+                double rest = tot - tr - tw - fr - fw;
+                fprintf(stderr, "bench state: %s (%d, %.2f ms on average): task thread on a CPU "
+                        "%.0f %%, waiting for a CPU %.0f %%; flush thread on a CPU %.0f %%, waiting "
+                        "for a CPU %.0f %%; blocked (I/O, locks) %.0f %%\n",
+                        tail ? "the slowest 5 % of the synchronous parts" :
+                               "all synchronous parts", n, tot / n, 100 * tr / tot,
+                        100 * tw / tot, 100 * fr / tot, 100 * fw / tot, 100 * rest / tot);
+        }
+        free(sched);
         qsort(lat, (size_t)opt.snapshots, sizeof(double), cmp_double);
         qsort(flush_ms, (size_t)opt.snapshots, sizeof(double), cmp_double);
         qsort(cp_ms, (size_t)opt.snapshots, sizeof(double), cmp_double);
@@ -547,7 +654,7 @@ int main(int argc, char **argv) {
         sb_registry_create(&rl.reg);
         char *handle = NULL;
         size_t handle_len = 0;
-        checkpoint(&rl, 1, &s, NULL, &handle, &handle_len);
+        checkpoint(&rl, 1, &s, NULL, NULL, &handle, &handle_len);
         sb_backend_destroy(b);
         struct sb_handle *h = NULL;
         r = sb_handle_parse(handle, handle_len, &h, err, sizeof(err));
