@@ -43,6 +43,7 @@
  * savepoint restores into a job with another parallelism. */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -2193,19 +2194,53 @@ static void restore_stage_savepoint(struct coord_ckpt *k, const char *spdir) {
 
 /* ---- REST views ------------------------------------------------------------------------ */
 
-static void view_minmax(struct json_writer *w, const char *key, uint64_t mn, uint64_t mx,
-                        uint64_t sum, uint64_t n) {
+enum hist_field { HF_INCREMENTAL, HF_STATE, HF_DURATION, HF_ALIGNMENT, HF_NONE };
+
+static uint64_t hist_value(const struct hist *h, enum hist_field f) {
+        switch (f) {
+        case HF_INCREMENTAL: return h->incremental_bytes;
+        case HF_STATE: return h->state_bytes;
+        case HF_DURATION: return (uint64_t)(h->end_ms > h->trigger_ms ? h->end_ms - h->trigger_ms : 0);
+        case HF_ALIGNMENT: return h->alignment_bytes;
+        default: return 0;
+        }
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* min, max and avg over every completed checkpoint of this leader's term; the
+ * percentiles (nearest rank) over the completed ones still in the history window (the
+ * last CKPT_HISTORY checkpoints, Flink's web.checkpoints.history), or 0 when none is. */
+static void view_summary(struct json_writer *w, const char *key, const struct coord_ckpt *k,
+                         enum hist_field f, uint64_t mn, uint64_t mx, uint64_t sum) {
+        uint64_t n = k->n_completed;
+        uint64_t v[CKPT_HISTORY];
+        size_t nv = 0;
+        uint32_t kept = k->n_hist < CKPT_HISTORY ? k->n_hist : CKPT_HISTORY;
+        for (uint32_t i = 0; i < kept; i++) {
+                const struct hist *h = &k->history[(k->n_hist - 1 - i) % CKPT_HISTORY];
+                if (strcmp(h->status, "COMPLETED") == 0)
+                        v[nv++] = hist_value(h, f);
+        }
+        qsort(v, nv, sizeof(v[0]), cmp_u64);
         json_key(w, key);
         json_begin_object(w);
         json_kv_uint(w, "min", n ? mn : 0);
         json_kv_uint(w, "max", n ? mx : 0);
         json_kv_uint(w, "avg", n ? sum / n : 0);
-        uint64_t mid = n ? sum / n : 0; /* flinc keeps no histogram: the mean stands in */
-        json_kv_double(w, "p50", (double)mid);
-        json_kv_double(w, "p90", (double)mid);
-        json_kv_double(w, "p95", (double)mid);
-        json_kv_double(w, "p99", (double)mid);
-        json_kv_double(w, "p999", (double)mid);
+        static const struct { const char *name; double q; } pct[] = {
+                {"p50", 0.50}, {"p90", 0.90}, {"p95", 0.95}, {"p99", 0.99}, {"p999", 0.999}};
+        for (size_t i = 0; i < sizeof(pct) / sizeof(pct[0]); i++) {
+                double x = 0;
+                if (nv > 0) {
+                        size_t rank = (size_t)ceil(pct[i].q * (double)nv); /* 1-based */
+                        x = (double)v[(rank ? rank : 1) - 1];
+                }
+                json_kv_double(w, pct[i].name, x);
+        }
         json_end_object(w);
 }
 
@@ -2261,12 +2296,14 @@ void coord_view_checkpoints(struct coord *c, const struct coord_job *j, struct j
         json_end_object(w);
         json_key(w, "summary");
         json_begin_object(w);
-        view_minmax(w, "checkpointed_size", k->inc_min, k->inc_max, k->inc_sum, k->n_completed);
-        view_minmax(w, "state_size", k->sz_min, k->sz_max, k->sz_sum, k->n_completed);
-        view_minmax(w, "end_to_end_duration", k->dur_min, k->dur_max, k->dur_sum, k->n_completed);
-        view_minmax(w, "alignment_buffered", 0, 0, 0, k->n_completed);
-        view_minmax(w, "processed_data", 0, 0, 0, k->n_completed);
-        view_minmax(w, "persisted_data", 0, 0, 0, k->n_completed);
+        view_summary(w, "checkpointed_size", k, HF_INCREMENTAL, k->inc_min, k->inc_max,
+                     k->inc_sum);
+        view_summary(w, "state_size", k, HF_STATE, k->sz_min, k->sz_max, k->sz_sum);
+        view_summary(w, "end_to_end_duration", k, HF_DURATION, k->dur_min, k->dur_max,
+                     k->dur_sum);
+        view_summary(w, "alignment_buffered", k, HF_NONE, 0, 0, 0);
+        view_summary(w, "processed_data", k, HF_NONE, 0, 0, 0);
+        view_summary(w, "persisted_data", k, HF_NONE, 0, 0, 0);
         json_end_object(w);
         json_key(w, "latest");
         json_begin_object(w);

@@ -20,6 +20,7 @@ worker is covered by test_exactly_once.py once it acks.
      POST /jobs?savepointPath=... restores from it with another parallelism
 """
 
+import math
 import os
 import re
 import socket
@@ -497,6 +498,11 @@ def test_periodic_checkpoints_retain_and_retire(zk_quorum, tmp_dir, procs, zk_ro
     assert st["latest"]["completed"]["external_path"].startswith("file://")
     assert st["counts"]["failed"] == 0 and st["counts"]["restored"] == 0
     assert st["summary"]["checkpointed_size"]["max"] == 200  # two keyed subtasks, 100 each
+    # percentiles: nearest rank over the completed checkpoints in the history window
+    durs = sorted(h["end_to_end_duration"] for h in st["history"] if h["status"] == "COMPLETED")
+    e2e = st["summary"]["end_to_end_duration"]
+    assert durs and e2e["p50"] == durs[math.ceil(0.5 * len(durs)) - 1], (e2e, durs)
+    assert e2e["p999"] == durs[-1] and e2e["min"] <= e2e["p50"] <= e2e["max"], (e2e, durs)
     cfg = get(cl, f"/jobs/{jid}/checkpoints/config")
     assert_shape(cfg, CHECKPOINT_CONFIG_SHAPE, "/jobs/:jobid/checkpoints/config")
     assert (cfg["mode"], cfg["interval"], cfg["timeout"]) == ("exactly_once", 200, 10000), cfg
