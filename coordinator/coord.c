@@ -138,6 +138,16 @@ struct cand_get {
         size_t pending;
 };
 
+/* A fetch ended (done or failed): a change seen while it ran starts the next one (its
+ * watch was consumed by that change, so nothing else would). */
+static void cand_fetch_ended(struct coord *c) {
+        c->candidates_busy = false;
+        if (c->candidates_again) {
+                c->candidates_again = false;
+                candidates_fetch(c);
+        }
+}
+
 static void cand_finish(struct cand_get *g) {
         if (g->pending > 0)
                 return;
@@ -145,8 +155,8 @@ static void cand_finish(struct cand_get *g) {
         free(c->candidates);
         c->candidates = g->list;
         c->n_candidates = g->n;
-        c->candidates_busy = false;
         free(g);
+        cand_fetch_ended(c);
 }
 
 static void cand_data_done(int rc, const char *value, int value_len, const struct Stat *stat,
@@ -163,7 +173,7 @@ static void cand_data_done(int rc, const char *value, int value_len, const struc
 static void cand_children_done(int rc, const struct String_vector *strings, const void *data) {
         struct coord *c = (struct coord *)data;
         if (rc != ZOK || !strings) {
-                c->candidates_busy = false;
+                cand_fetch_ended(c);
                 return;
         }
         struct cand_get *g = calloc(1, sizeof(*g));
@@ -171,7 +181,7 @@ static void cand_children_done(int rc, const struct String_vector *strings, cons
                                                                  : COORD_MAX_CANDIDATES;
         if (!g || !(g->list = calloc(n ? n : 1, sizeof(*g->list)))) {
                 free(g);
-                c->candidates_busy = false;
+                cand_fetch_ended(c);
                 return;
         }
         g->c = c;
@@ -188,8 +198,10 @@ static void cand_children_done(int rc, const struct String_vector *strings, cons
 }
 
 static void candidates_fetch(struct coord *c) {
-        if (c->candidates_busy)
+        if (c->candidates_busy) {
+                c->candidates_again = true;
                 return;
+        }
         if (ha_zk_achildren(c->zk, ha_election_dir(c->election), true, cand_children_done, c) == 0)
                 c->candidates_busy = true;
 }
@@ -234,6 +246,7 @@ static void zk_event(struct ha_zk *zk, const struct ha_zk_event *ev, void *arg) 
                 log_warn("zookeeper session=0x%016" PRIx64 " expired; starting a new one",
                          (uint64_t)ev->session_id);
                 c->candidates_busy = false;
+                c->candidates_again = false;
                 break;
         case HA_ZK_EVENT_STALL:
                 log_warn("this process did not run for %" PRIu64 " ms (over the %d ms lease): "

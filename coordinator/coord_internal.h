@@ -289,6 +289,7 @@ struct coord {
         struct ha_candidate_info *candidates;
         size_t n_candidates;
         bool candidates_busy;
+        bool candidates_again;  /* the list changed during a fetch: fetch again after it */
 
         /* last failover seen by this process: when the previous leader was lost (the
          * leader node disappeared or our own term ended) and when a leader took over */

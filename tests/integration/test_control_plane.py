@@ -277,8 +277,10 @@ def test_two_coordinators_two_workers_run_a_job_in_flinks_shapes(zk_quorum, tmp_
         assert ha["leader"]["id"] == leader.ha()["id"]
         assert ha["session"]["negotiated-timeout-ms"] == SESSION_MS
 
-    # the leader lists the standby; both logged their session
-    assert [s["id"] for s in leader.ha()["standbys"]] == [standby.ha()["id"]]
+    # the leader lists the standby (from a watch on the election nodes, so polled); both
+    # logged their session
+    tl.wait_for(lambda: [s["id"] for s in leader.ha()["standbys"]] == [standby.ha()["id"]],
+                10, "the leader's /ha to list the standby")
     for c in (leader, standby):
         c.proc.wait_log(r"session=0x[0-9a-f]{16} negotiated-timeout-ms=\d+", 1)
 
