@@ -2,6 +2,7 @@
  * probe process and the resolution of a submitted job's artifact ids (artifacts.h). */
 #include "coordinator/artifacts.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include "common/crc32c.h"
 #include "common/err.h"
 #include "common/fsutil.h"
+#include "common/json.h"
 #include "common/jobgraph.h"
 #include "common/log.h"
 #include "common/storage.h"
@@ -342,6 +344,122 @@ int coord_artifacts_resolve(struct coord *c, struct job_graph *g, char *err, siz
                 free(g->artifacts[i]);
                 g->artifacts[i] = dup;
         }
+        return 0;
+}
+
+struct listed {
+        char id[COORD_ARTIFACT_ID_MAX + 1];
+        uint64_t size;
+        int64_t mtime_ms;
+};
+
+static int listed_newest_first(const void *a, const void *b) {
+        const struct listed *x = a, *y = b;
+        if (x->mtime_ms != y->mtime_ms)
+                return x->mtime_ms > y->mtime_ms ? -1 : 1;
+        return strcmp(x->id, y->id);
+}
+
+int coord_artifacts_list(struct coord *c, struct json_writer *w, char *err, size_t err_len) {
+        char dir[4096];
+        int r = artifacts_dir(c, dir, sizeof(dir), err, err_len);
+        if (r < 0)
+                return r;
+        struct listed *v = NULL;
+        size_t n = 0, cap = 0;
+        DIR *d = opendir(dir);
+        if (!d && errno != ENOENT) {
+                r = -errno;
+                snprintf(err, err_len, "%s: %s", dir, strerror(-r));
+                return r;
+        }
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+                if (!id_ok(e->d_name) || strlen(e->d_name) > COORD_ARTIFACT_ID_MAX)
+                        continue; /* ., .., .incoming-* and anything not ours */
+                char path[sizeof(dir) + 256];
+                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+                struct stat st;
+                if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                if (n == cap) {
+                        size_t ncap = cap ? 2 * cap : 16;
+                        struct listed *nv = realloc(v, ncap * sizeof(*v));
+                        if (!nv) {
+                                free(v);
+                                closedir(d);
+                                snprintf(err, err_len, "out of memory");
+                                return -ENOMEM;
+                        }
+                        v = nv;
+                        cap = ncap;
+                }
+                size_t idlen = strlen(e->d_name); /* id_ok: at most COORD_ARTIFACT_ID_MAX */
+                memcpy(v[n].id, e->d_name, idlen + 1);
+                v[n].size = (uint64_t)st.st_size;
+                v[n].mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+                n++;
+        }
+        if (d)
+                closedir(d);
+        if (n > 1)
+                qsort(v, n, sizeof(*v), listed_newest_first);
+        json_begin_object(w);
+        json_key(w, "files");
+        json_begin_array(w);
+        for (size_t i = 0; i < n; i++) {
+                json_begin_object(w);
+                json_kv_string(w, "id", v[i].id);
+                json_kv_string(w, "name", v[i].id + 9);
+                json_kv_uint(w, "size", v[i].size);
+                json_kv_int(w, "uploaded", v[i].mtime_ms);
+                json_end_object(w);
+        }
+        json_end_array(w);
+        json_end_object(w);
+        free(v);
+        return 0;
+}
+
+/* Whether a stored job graph's artifact (a file:// URI after coord_artifacts_resolve)
+ * is the artifact id. */
+static bool names_artifact(const char *uri, const char *id) {
+        const char *slash = strrchr(uri, '/');
+        return slash && strcmp(slash + 1, id) == 0;
+}
+
+int coord_artifact_delete(struct coord *c, const char *id, char *err, size_t err_len) {
+        if (!id_ok(id)) {
+                snprintf(err, err_len, "'%.200s' is not an artifact id (<crc32c>_<file name>, as "
+                         "POST /artifacts/upload answers)", id);
+                return -EINVAL;
+        }
+        for (struct coord_job *j = c->jobs; j; j = j->next) {
+                if (!j->g || coord_job_state_is_terminal(j->state))
+                        continue;
+                for (size_t i = 0; i < j->g->n_artifacts; i++)
+                        if (names_artifact(j->g->artifacts[i], id)) {
+                                snprintf(err, err_len, "artifact %s is used by job %s (%s), "
+                                         "which has not reached a terminal state", id, j->id,
+                                         coord_job_state_name(j->state));
+                                return -EBUSY;
+                        }
+        }
+        char dir[4096];
+        int r = artifacts_dir(c, dir, sizeof(dir), err, err_len);
+        if (r < 0)
+                return r;
+        char path[sizeof(dir) + COORD_ARTIFACT_ID_MAX + 2];
+        snprintf(path, sizeof(path), "%s/%s", dir, id);
+        if (unlink(path) < 0) {
+                r = -errno;
+                if (r == -ENOENT)
+                        snprintf(err, err_len, "artifact %s is not uploaded", id);
+                else
+                        snprintf(err, err_len, "%s: %s", path, strerror(-r));
+                return r;
+        }
+        log_info("+artifact-deleted id=%s", id);
         return 0;
 }
 

@@ -62,3 +62,18 @@ int coord_artifacts_resolve(struct coord *c, struct job_graph *g, char *err, siz
 /* The probe process's main (main.c, for COORD_ARTIFACT_PROBE_ARG): prints
  * "abi <version>" or "error <reason>" on stdout. Exit 0, or 1. */
 int coord_artifact_probe_main(const char *path);
+
+struct json_writer;
+
+/* GET /artifacts (Flink: GET /jars): {"files": [{"id", "name", "size", "uploaded" (ms
+ * since the epoch, the file's mtime)}]}, newest first, of the stored artifacts (an
+ * unfinished `.incoming-*` upload is not listed). 0, or -EINVAL with err (no storage
+ * dir). A directory that does not exist yet is an empty list. Runs on the loop (one
+ * readdir and a stat per file). */
+int coord_artifacts_list(struct coord *c, struct json_writer *w, char *err, size_t err_len);
+
+/* DELETE /artifacts/:id (Flink: DELETE /jars/:jarid): removes a stored artifact. 0;
+ * -EINVAL (not an artifact id), -ENOENT (not stored), -EBUSY (a job that has not reached
+ * a terminal state names it: it may still be deployed again), or another negative errno
+ * of the unlink; err says which. Runs on the loop (one unlink). */
+int coord_artifact_delete(struct coord *c, const char *id, char *err, size_t err_len);

@@ -107,6 +107,7 @@ static const char *reason_of(int code) {
         case 400: return "Bad Request";
         case 404: return "Not Found";
         case 405: return "Method Not Allowed";
+        case 409: return "Conflict";
         case 413: return "Request Entity Too Large";
         case 414: return "URI Too Long";
         case 500: return "Internal Server Error";
@@ -596,6 +597,15 @@ static void route(struct coord_rest *rest, struct evhttp_request *req, const cha
                 write = true;
                 if (cmd != EVHTTP_REQ_POST)
                         goto not_allowed;
+        } else if (nseg == 1 && strcmp(seg[0], "artifacts") == 0) {
+                known = true;
+                if (!is_get)
+                        goto not_allowed;
+        } else if (nseg == 2 && strcmp(seg[0], "artifacts") == 0) {
+                known = true;
+                write = true;
+                if (cmd != EVHTTP_REQ_DELETE)
+                        goto not_allowed;
         } else if (nseg == 2 && strcmp(seg[0], "jobmanager") == 0 && strcmp(seg[1], "config") == 0) {
                 known = true;
                 if (!is_get)
@@ -624,8 +634,29 @@ static void route(struct coord_rest *rest, struct evhttp_request *req, const cha
                 return;
         }
 
-        if (nseg == 2 && strcmp(seg[0], "artifacts") == 0) {
+        if (nseg == 2 && strcmp(seg[0], "artifacts") == 0 && strcmp(seg[1], "upload") == 0) {
                 handle_upload(rest, req, query);
+                return;
+        }
+        if (nseg >= 1 && strcmp(seg[0], "artifacts") == 0) {
+                char err[1024] = "";
+                if (nseg == 2) {
+                        /* DELETE /artifacts/:id (Flink: DELETE /jars/:jarid) */
+                        int r = coord_artifact_delete(c, seg[1], err, sizeof(err));
+                        if (r < 0)
+                                send_error(req, r == -EINVAL ? 400 : r == -ENOENT ? 404
+                                                : r == -EBUSY ? 409 : 500, "%s", err);
+                        else
+                                send_json(req, 200, "OK", "{}", 2);
+                        return;
+                }
+                json_writer_init(&w, 0);
+                if (coord_artifacts_list(c, &w, err, sizeof(err)) < 0) {
+                        json_writer_finish(&w);
+                        send_error(req, 400, "%s", err);
+                        return;
+                }
+                send_view(req, 200, &w);
                 return;
         }
         json_writer_init(&w, 0);

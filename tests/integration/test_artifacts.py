@@ -281,3 +281,50 @@ def test_new_leader_redeploys_from_storage(cl, tmp_dir):
     assert r.returncode == 0, r.stderr
     tl.wait_for(lambda: not worker_artifact_dirs(cl), 10,
                 "the workers' artifact copies removed after cancel")
+
+
+def test_list_and_delete_artifacts(cl, tmp_dir):
+    """GET /artifacts lists the stored libraries (Flink: GET /jars); DELETE
+    /artifacts/:id removes one (Flink: DELETE /jars/:jarid), refused with 409 while a job
+    that has not reached a terminal state names it; unknown ids are 404, ids of another
+    form 400."""
+    data = lib_path(LIB).read_bytes()
+    name = "libdeletable.so"
+    status, body = upload(cl, name, data)
+    assert status == 200, body
+    aid = body["id"]
+    leader = cl.wait_leader()
+    status, listing = leader.rest("/artifacts")
+    assert status == 200, listing
+    entry = [f for f in listing["files"] if f["id"] == aid]
+    assert entry == [{"id": aid, "name": name, "size": len(data),
+                      "uploaded": entry[0]["uploaded"] if entry else None}], listing
+    assert entry[0]["uploaded"] > 0
+
+    job = UDF_JOB.format(name="uses-deletable", artifact=aid, out=tmp_dir / "o")
+    job = job.replace("count: 2000", "count: 0, rate: 200")
+    status, body = leader.rest("/jobs", "POST", job)
+    assert status == 202, body
+    jid = body["jobid"]
+    cl.wait_job(jid, "RUNNING", timeout=30)
+    status, body = leader.rest(f"/artifacts/{aid}", "DELETE")
+    assert status == 409, body
+    assert f"artifact {aid} is used by job {jid} (RUNNING)" in body["errors"][0], body
+    assert (storage_artifacts(cl) / aid).exists()
+
+    status, body = leader.rest(f"/jobs/{jid}", "PATCH")
+    assert status == 202, body
+    cl.wait_job(jid, "CANCELED", timeout=30)
+    status, body = cl.wait_leader().rest(f"/artifacts/{aid}", "DELETE")
+    assert status == 200, body
+    assert not (storage_artifacts(cl) / aid).exists()
+    status, listing = cl.wait_leader().rest("/artifacts")
+    assert aid not in [f["id"] for f in listing["files"]], listing
+    status, body = cl.wait_leader().rest(f"/artifacts/{aid}", "DELETE")
+    assert status == 404 and f"artifact {aid} is not uploaded" in body["errors"][0], body
+    status, body = cl.wait_leader().rest("/artifacts/..%2Fetc", "DELETE")
+    assert status in (400, 404), body
+    status, body = cl.wait_leader().rest("/artifacts/nothex00_x.so", "DELETE")
+    assert status == 400 and "is not an artifact id" in body["errors"][0], body
+    status, body = cl.wait_leader().rest("/artifacts", "POST", b"x")
+    assert status == 405, body
