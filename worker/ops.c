@@ -1273,36 +1273,19 @@ static int agg_snapshot(struct wrk_op *op, uint64_t n, bool savepoint,
 static struct sb_snapshot *agg_detach(struct wrk_op *op);
 static int agg_complete(struct wrk_op *op, uint64_t n);
 static void agg_abort(struct wrk_op *op, uint64_t n);
-static const struct wrk_op_vtable count_vt = {
-        .name = "count", .open = agg_open, .push = agg_push, .flush = agg_flush,
-        .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
-        .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
-        .marker = agg_marker, .watermark = agg_watermark,
-};
-static const struct wrk_op_vtable sum_vt = {
-        .name = "sum", .open = agg_open, .push = agg_push, .flush = agg_flush,
-        .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
-        .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
-        .marker = agg_marker, .watermark = agg_watermark,
-};
-static const struct wrk_op_vtable min_vt = {
-        .name = "min", .open = agg_open, .push = agg_push, .flush = agg_flush,
-        .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
-        .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
-        .marker = agg_marker, .watermark = agg_watermark,
-};
-static const struct wrk_op_vtable reduce_vt = {
-        .name = "reduce", .open = agg_open, .push = agg_push, .flush = agg_flush,
-        .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
-        .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
-        .marker = agg_marker, .watermark = agg_watermark,
-};
-static const struct wrk_op_vtable max_vt = {
-        .name = "max", .open = agg_open, .push = agg_push, .flush = agg_flush,
-        .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,
-        .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,
-        .marker = agg_marker, .watermark = agg_watermark,
-};
+/* The keyed aggregates differ only in their name (agg_combine reads the kind). */
+#define AGG_VTABLE(op_name)                                                                  \
+        {                                                                                    \
+                .name = op_name, .open = agg_open, .push = agg_push, .flush = agg_flush,     \
+                .finish = agg_finish, .destroy = agg_destroy, .snapshot = agg_snapshot,      \
+                .detach = agg_detach, .complete = agg_complete, .abort = agg_abort,          \
+                .marker = agg_marker, .watermark = agg_watermark,                            \
+        }
+static const struct wrk_op_vtable count_vt = AGG_VTABLE("count");
+static const struct wrk_op_vtable sum_vt = AGG_VTABLE("sum");
+static const struct wrk_op_vtable min_vt = AGG_VTABLE("min");
+static const struct wrk_op_vtable max_vt = AGG_VTABLE("max");
+static const struct wrk_op_vtable reduce_vt = AGG_VTABLE("reduce");
 
 /* ------------------------------------------------------------------------------------
  * Network output: the tail of a chain that feeds other chains. */

@@ -16,6 +16,7 @@
 #include "common/fsutil.h"
 #include "common/jobgraph.h"
 #include "common/keygroup.h"
+#include "task_wait.h"
 #include "unit.h"
 #include "worker/task.h"
 #include "worker/dataflow.h"
@@ -554,7 +555,8 @@ static void test_keyed_wordcount_tasks(void) {
         CHECK_INT(wg->g->n_chains, 2);
         struct wrk_task *tasks[5] = {0};
         size_t n = 0;
-        struct wrk_task_options opts = {.state_dir = state, .buffer_timeout_ms = 5};
+        struct wrk_task_options opts = {.state_dir = state, .buffer_timeout_ms = 5,
+                                        .notify = unit_task_notify};
         for (uint32_t ch = 0; ch < 2; ch++)
                 for (uint32_t s = 0; s < wg->g->chains[ch].parallelism; s++) {
                         struct wrk_task_id id = {.job = "0123456789abcdef0123456789abcdef",
@@ -569,10 +571,8 @@ static void test_keyed_wordcount_tasks(void) {
         /* consumers last, so producers meet gates they created themselves */
         for (size_t i = 0; i < n; i++)
                 CHECK_INT(wrk_task_start(tasks[i]), 0);
-        uint64_t deadline = clock_mono_us() + (uint64_t)(30e6 * unit_timeout_scale());
         for (size_t i = 0; i < n; i++) {
-                while (!wrk_task_is_terminal(tasks[i]) && clock_mono_us() < deadline)
-                        usleep(2000);
+                unit_wait_task_terminal(tasks[i], 30);
                 struct wrk_task_change rep;
                 wrk_task_report(tasks[i], &rep);
                 CHECK(wrk_task_state(tasks[i]) == WRK_TASK_FINISHED, "task %zu: %s %s", i,
@@ -612,6 +612,7 @@ static void run_latency_job(uint64_t interval_ms, uint64_t *ret_source_count,
         struct wrk_task *tasks[3] = {0};
         size_t n = 0;
         struct wrk_task_options opts = {.state_dir = state, .buffer_timeout_ms = 5,
+                                        .notify = unit_task_notify,
                                         .latency_interval_ms = interval_ms};
         for (uint32_t ch = 0; ch < 2; ch++)
                 for (uint32_t s = 0; s < wg->g->chains[ch].parallelism; s++) {
@@ -626,10 +627,8 @@ static void run_latency_job(uint64_t interval_ms, uint64_t *ret_source_count,
         CHECK_INT(n, 3);
         for (size_t i = 0; i < n; i++)
                 CHECK_INT(wrk_task_start(tasks[i]), 0);
-        uint64_t deadline = clock_mono_us() + (uint64_t)(30e6 * unit_timeout_scale());
         for (size_t i = 0; i < n; i++) {
-                while (!wrk_task_is_terminal(tasks[i]) && clock_mono_us() < deadline)
-                        usleep(2000);
+                unit_wait_task_terminal(tasks[i], 30);
                 struct wrk_task_change rep;
                 wrk_task_report(tasks[i], &rep);
                 CHECK(wrk_task_state(tasks[i]) == WRK_TASK_FINISHED, "task %zu: %s %s", i,
@@ -685,7 +684,8 @@ static void test_keyed_count_many_keys_in_order(void) {
         CHECK_INT(wg->g->n_chains, 2);
         struct wrk_task *tasks[2] = {0};
         size_t n = 0;
-        struct wrk_task_options opts = {.state_dir = state, .buffer_timeout_ms = 5};
+        struct wrk_task_options opts = {.state_dir = state, .buffer_timeout_ms = 5,
+                                        .notify = unit_task_notify};
         for (uint32_t ch = 0; ch < 2; ch++) {
                 struct wrk_task_id id = {.job = "000000000000000000000000000000aa", .epoch = 1,
                                          .attempt = 1, .vertex = ch, .subtask = 0, .slot = 0};
@@ -697,10 +697,8 @@ static void test_keyed_count_many_keys_in_order(void) {
         CHECK_INT(n, 2);
         for (size_t i = 0; i < n; i++)
                 CHECK_INT(wrk_task_start(tasks[i]), 0);
-        uint64_t deadline = clock_mono_us() + (uint64_t)(60e6 * unit_timeout_scale());
         for (size_t i = 0; i < n; i++) {
-                while (!wrk_task_is_terminal(tasks[i]) && clock_mono_us() < deadline)
-                        usleep(2000);
+                unit_wait_task_terminal(tasks[i], 60);
                 CHECK(wrk_task_state(tasks[i]) == WRK_TASK_FINISHED, "task %zu: %s", i,
                       wrk_task_state_name(wrk_task_state(tasks[i])));
         }
@@ -792,7 +790,7 @@ static void test_file_source_lines_once(void) {
         if (!g || wrk_graph_create(g, &wg) < 0)
                 return;
         struct wrk_task *tasks[3] = {0};
-        struct wrk_task_options opts = {.buffer_timeout_ms = 5};
+        struct wrk_task_options opts = {.buffer_timeout_ms = 5, .notify = unit_task_notify};
         for (uint32_t s = 0; s < 3; s++) {
                 struct wrk_task_id id = {.job = "1123456789abcdef0123456789abcdef", .epoch = 1,
                                          .attempt = 1, .vertex = 0, .subtask = s, .slot = s};
@@ -801,10 +799,8 @@ static void test_file_source_lines_once(void) {
                 if (r == 0)
                         CHECK_INT(wrk_task_start(tasks[s]), 0);
         }
-        uint64_t deadline = clock_mono_us() + (uint64_t)(20e6 * unit_timeout_scale());
         for (int s = 0; s < 3 && tasks[s]; s++) {
-                while (!wrk_task_is_terminal(tasks[s]) && clock_mono_us() < deadline)
-                        usleep(2000);
+                unit_wait_task_terminal(tasks[s], 20);
                 struct wrk_task_change rep;
                 wrk_task_report(tasks[s], &rep);
                 CHECK(wrk_task_state(tasks[s]) == WRK_TASK_FINISHED, "task %d: %s", s, rep.error);

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/fsutil.h"
 #include "common/jobgraph.h"
+#include "task_wait.h"
 #include "unit.h"
 #include "worker/ops.h"
 #include "worker/substate.h"
@@ -889,35 +890,6 @@ static void test_window_checkpoint_restore(void) {
 
 /* ---- tasks ---- */
 
-static pthread_mutex_t notify_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t notify_cond = PTHREAD_COND_INITIALIZER;
-static int notify_count;
-
-static void on_notify(void *arg) {
-        (void)arg;
-        pthread_mutex_lock(&notify_mu);
-        notify_count++;
-        pthread_cond_broadcast(&notify_cond);
-        pthread_mutex_unlock(&notify_mu);
-}
-
-/* Waits (with a deadline) until t is terminal. */
-static bool wait_terminal(struct wrk_task *t, double seconds) {
-        uint64_t deadline = clock_mono_us() + (uint64_t)(seconds * unit_timeout_scale() * 1e6);
-        pthread_mutex_lock(&notify_mu);
-        while (!wrk_task_is_terminal(t) && clock_mono_us() < deadline) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 50 * 1000000L;
-                if (ts.tv_nsec >= 1000000000L) {
-                        ts.tv_sec++;
-                        ts.tv_nsec -= 1000000000L;
-                }
-                pthread_cond_timedwait(&notify_cond, &notify_mu, &ts);
-        }
-        pthread_mutex_unlock(&notify_mu);
-        return wrk_task_is_terminal(t);
-}
 
 static void take_states(struct wrk_task *t, char *buf, size_t len) {
         struct wrk_task_change ch;
@@ -935,7 +907,7 @@ static void test_task_lifecycle(void) {
         struct wrk_graph *wg = NULL;
         if (!g || wrk_graph_create(g, &wg) < 0)
                 return;
-        struct wrk_task_options opts = {.notify = on_notify};
+        struct wrk_task_options opts = {.notify = unit_task_notify};
         struct wrk_task_id id = {.job = "0123456789abcdef0123456789abcdef", .epoch = 1,
                                  .attempt = 1};
         struct wrk_task *t = NULL;
@@ -943,7 +915,7 @@ static void test_task_lifecycle(void) {
         CHECK(r == 0, "wrk_task_create: %d %s", r, err);
         if (r == 0) {
                 CHECK_INT(wrk_task_start(t), 0);
-                CHECK(wait_terminal(t, 10), "bounded task did not finish");
+                CHECK(unit_wait_task_terminal(t, 10), "bounded task did not finish");
                 wrk_task_join(t);
                 take_states(t, states, sizeof(states));
                 CHECK_STR(states, "DEPLOYING RUNNING FINISHED");
@@ -970,18 +942,18 @@ static void test_task_lifecycle(void) {
                 CHECK_INT(wrk_task_start(t), 0);
                 uint64_t deadline = clock_mono_us() + (uint64_t)(10e6 * unit_timeout_scale());
                 while (wrk_task_state(t) != WRK_TASK_RUNNING && clock_mono_us() < deadline) {
-                        pthread_mutex_lock(&notify_mu);
+                        pthread_mutex_lock(&unit_task_mu);
                         struct timespec ts;
                         clock_gettime(CLOCK_REALTIME, &ts);
                         ts.tv_sec += 1;
                         if (wrk_task_state(t) != WRK_TASK_RUNNING)
-                                pthread_cond_timedwait(&notify_cond, &notify_mu, &ts);
-                        pthread_mutex_unlock(&notify_mu);
+                                pthread_cond_timedwait(&unit_task_cond, &unit_task_mu, &ts);
+                        pthread_mutex_unlock(&unit_task_mu);
                 }
                 CHECK_STR(wrk_task_state_name(wrk_task_state(t)), "RUNNING");
                 uint64_t t0 = clock_mono_us();
                 wrk_task_cancel(t);
-                CHECK(wait_terminal(t, 10), "canceled task did not stop");
+                CHECK(unit_wait_task_terminal(t, 10), "canceled task did not stop");
                 uint64_t took_ms = (clock_mono_us() - t0) / 1000;
                 CHECK(took_ms < 900, "cancel took %" PRIu64 " ms; the rate limiter wait (1 s) "
                       "was not interrupted", took_ms);
@@ -1003,7 +975,7 @@ static void test_task_lifecycle(void) {
         CHECK(r == 0, "wrk_task_create: %d %s", r, err);
         if (r == 0) {
                 CHECK_INT(wrk_task_start(t), 0);
-                CHECK(wait_terminal(t, 10), "failing task did not end");
+                CHECK(unit_wait_task_terminal(t, 10), "failing task did not end");
                 wrk_task_join(t);
                 struct wrk_task_change rep;
                 wrk_task_report(t, &rep);

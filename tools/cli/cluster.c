@@ -337,7 +337,7 @@ int cli_cluster_find_leader(struct cli_cluster *c, struct cli_leader *ret, char 
 
 /* ---- calls with retries ---- */
 
-static void pause_ms(int ms) {
+void cli_pause_ms(int ms) {
         struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
         }
@@ -391,7 +391,7 @@ int cli_cluster_call(struct cli_cluster *c, const char *method, const char *path
                 }
                 if (clock_mono_us() >= deadline_us)
                         return r;
-                pause_ms(wait_ms);
+                cli_pause_ms(wait_ms);
                 if (wait_ms < 500)
                         wait_ms *= 2;
         }

@@ -62,6 +62,10 @@ int cli_cluster_call_json(struct cli_cluster *c, const char *method, const char 
                           int *ret_status, struct cli_json **ret_json, char *err,
                           size_t err_len);
 
+/* Waits ms milliseconds (the pause between the polls and retries of the CLI's deadline
+ * loops), resumed after a signal. */
+void cli_pause_ms(int ms);
+
 /* The `errors` of a Flink-style error answer ({"errors": ["...", ...]}) joined with
  * "; ", or the raw body (cut) when it has none. Writes into buf. */
 void cli_rest_errors(const struct cli_json *json, const char *body, char *buf, size_t len);

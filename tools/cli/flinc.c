@@ -367,12 +367,6 @@ static bool state_terminal(const char *s) {
                      strcmp(s, "CANCELED") == 0);
 }
 
-static void pause_ms(int ms) {
-        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-        }
-}
-
 /* Polls GET /jobs/<jid> until the job is terminal or deadline_ms passed (0: no
  * deadline). 0 and *ret (the job's JSON), or an exit code. */
 static int wait_terminal(struct cli *c, const char *jid, uint64_t deadline_ms,
@@ -393,7 +387,7 @@ static int wait_terminal(struct cli *c, const char *jid, uint64_t deadline_ms,
                 if (end && clock_mono_ms() >= end)
                         return fail("job %s did not end within %" PRIu64 " s", jid,
                                     deadline_ms / 1000);
-                pause_ms(CLI_POLL_MS);
+                cli_pause_ms(CLI_POLL_MS);
         }
 }
 
@@ -838,7 +832,7 @@ static int action_savepoint(struct cli *c, int argc, char **argv) {
                 if (clock_mono_ms() >= end)
                         return fail("savepoint %s of job %s did not complete within %d s", trigger,
                                     jid, CLI_SAVEPOINT_WAIT_MS / 1000);
-                pause_ms(CLI_POLL_MS);
+                cli_pause_ms(CLI_POLL_MS);
         }
         const struct cli_json *op = cli_json_get(j, "operation");
         const char *location = cli_json_str(cli_json_get(op, "location"));
