@@ -2,12 +2,12 @@
 #include "common/envelope.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/crc32c.h"
+#include "common/err.h"
 #include "common/msg.h"
 
 int envelope_wrap(const char *kind, uint32_t version, const void *body, size_t body_len,
@@ -32,34 +32,21 @@ int envelope_wrap(const char *kind, uint32_t version, const void *body, size_t b
         return 0;
 }
 
-static int fail(char *err, size_t err_len, int r, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t err_len, int r, const char *fmt, ...) {
-        if (err && err_len) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, err_len, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
-
 int envelope_unwrap(const void *data, size_t len, const char *kind, uint32_t max_version,
                     char **ret_body, size_t *ret_body_len, uint32_t *ret_version,
                     char *err, size_t err_len) {
         if (len > ENVELOPE_MAX_BYTES + 256)
-                return fail(err, err_len, -EFBIG, "payload of %zu bytes is over the %u byte limit",
+                return err_set(err, err_len, -EFBIG, "payload of %zu bytes is over the %u byte limit",
                             len, ENVELOPE_MAX_BYTES);
         if (len == 0)
-                return fail(err, err_len, -EBADMSG, "payload is empty");
+                return err_set(err, err_len, -EBADMSG, "payload is empty");
         msgpack_unpacked up;
         msgpack_unpacked_init(&up);
         int r;
         const char *why;
         /* An envelope is one map of four fields: a tiny object budget. */
         if (msg_unpack_bounded(data, len, 2, 16, &up, &why) < 0) {
-                r = fail(err, err_len, -EBADMSG, "payload is not a flinc envelope (%s)", why);
+                r = err_set(err, err_len, -EBADMSG, "payload is not a flinc envelope (%s)", why);
                 goto out;
         }
         const msgpack_object *root = &up.data;
@@ -71,22 +58,22 @@ int envelope_unwrap(const void *data, size_t len, const char *kind, uint32_t max
         if (root->type != MSGPACK_OBJECT_MAP || msg_get_str(root, "kind", &k, &klen) < 0 ||
             msg_get_u32(root, "v", &v) < 0 || msg_get_u32(root, "crc", &crc) < 0 ||
             msg_get_bin(root, "body", &body, &blen) < 0) {
-                r = fail(err, err_len, -EBADMSG,
+                r = err_set(err, err_len, -EBADMSG,
                          "payload is not a flinc envelope (expected fields kind, v, crc, body)");
                 goto out;
         }
         if (klen != strlen(kind) || memcmp(k, kind, klen) != 0) {
-                r = fail(err, err_len, -EMEDIUMTYPE, "payload kind is '%.*s', expected '%s'",
+                r = err_set(err, err_len, -EMEDIUMTYPE, "payload kind is '%.*s', expected '%s'",
                          (int)(klen > 64 ? 64 : klen), k, kind);
                 goto out;
         }
         if (v == 0 || v > max_version) {
-                r = fail(err, err_len, -EPROTONOSUPPORT,
+                r = err_set(err, err_len, -EPROTONOSUPPORT,
                          "payload format version %u is not supported (1..%u)", v, max_version);
                 goto out;
         }
         if (crc32c(body, blen) != crc) {
-                r = fail(err, err_len, -EBADMSG, "payload checksum mismatch (crc32c %08x, stored %08x)",
+                r = err_set(err, err_len, -EBADMSG, "payload checksum mismatch (crc32c %08x, stored %08x)",
                          crc32c(body, blen), crc);
                 goto out;
         }

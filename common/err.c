@@ -2,6 +2,7 @@
 #include "common/err.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,4 +85,14 @@ int err_from_rocksdb(const char *errptr) {
         if (has_prefix(errptr, "Not implemented"))
                 return -EOPNOTSUPP;
         return -EIO;
+}
+
+int err_set(char *err, size_t err_len, int r, const char *fmt, ...) {
+        if (err && err_len) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(err, err_len, fmt, ap);
+                va_end(ap);
+        }
+        return r;
 }

@@ -3,6 +3,8 @@
  * original text (zerror(), the RocksDB string) for the message they log. */
 #pragma once
 
+#include <stddef.h>
+
 /* Text for a negative (or positive) errno; never NULL, static storage. */
 const char *err_str(int r);
 
@@ -23,3 +25,9 @@ int err_from_zk(int zk_rc);
  * -ECANCELED, "Not implemented" -EOPNOTSUPP, anything else -EIO. The string is not
  * freed. */
 int err_from_rocksdb(const char *errptr);
+
+/* Formats a message into err (when err is non-NULL and err_len > 0) and returns r: the
+ * one-line error return of functions that report what failed in a caller's buffer,
+ *     return err_set(err, err_len, -EINVAL, "%s: expected ...", name); */
+int err_set(char *err, size_t err_len, int r, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));

@@ -31,7 +31,7 @@ static int fault_at(const char *step) {
         return 0;
 }
 
-static int write_full(int fd, const void *data, size_t len) {
+int fs_write_full(int fd, const void *data, size_t len) {
         const char *p = data;
         while (len > 0) {
                 ssize_t n = write(fd, p, len);
@@ -106,7 +106,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len) {
         int fd = open_temp(path, tmp, sizeof(tmp));
         if (fd < 0)
                 return fd;
-        int r = write_full(fd, data, len);
+        int r = fs_write_full(fd, data, len);
         if (r < 0) {
                 close(fd);
                 unlink(tmp);
@@ -144,7 +144,7 @@ int fs_copy_atomic(const char *src, const char *dst, const uint32_t *expect_crc,
                         break;
                 crc = crc32c_extend(crc, buf, (size_t)n);
                 size += (uint64_t)n;
-                r = write_full(out, buf, (size_t)n);
+                r = fs_write_full(out, buf, (size_t)n);
         }
         free(buf);
         close(in);

@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Writes all of data to fd, retrying short writes and EINTR. 0 or a negative errno. */
+int fs_write_full(int fd, const void *data, size_t len);
+
 /* Writes data to path atomically. 0 or a negative errno; on error the temporary file is
  * removed and whatever was at path before is unchanged. */
 int fs_write_atomic(const char *path, const void *data, size_t len);

@@ -2,7 +2,6 @@
 #include "ha/payload.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,23 +9,11 @@
 
 #include <msgpack.h>
 
+#include "common/err.h"
 #include "common/envelope.h"
 #include "common/msg.h"
 
 #define PAYLOAD_VERSION 1
-
-static int fail(char *err, size_t err_len, int r, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t err_len, int r, const char *fmt, ...) {
-        if (err && err_len) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, err_len, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 const char *ha_job_state_name(enum ha_job_state s) {
         switch (s) {
@@ -171,7 +158,7 @@ static int open_body(const char *kind, const void *data, size_t len, struct body
         if (ur != MSGPACK_UNPACK_SUCCESS || b->up.data.type != MSGPACK_OBJECT_MAP ||
             off != body_len) {
                 body_close(b);
-                return fail(err, err_len, -EBADMSG, "%s body is not a msgpack map", kind);
+                return err_set(err, err_len, -EBADMSG, "%s body is not a msgpack map", kind);
         }
         return 0;
 }
@@ -181,12 +168,12 @@ static int get_str(const msgpack_object *map, const char *kind, const char *key,
                    size_t buf_len, char *err, size_t err_len) {
         int r = msg_get_strbuf(map, key, buf, buf_len);
         if (r == -ENOENT)
-                return fail(err, err_len, -EBADMSG, "%s: field '%s' is missing", kind, key);
+                return err_set(err, err_len, -EBADMSG, "%s: field '%s' is missing", kind, key);
         if (r == -ENAMETOOLONG)
-                return fail(err, err_len, -EBADMSG, "%s: field '%s' is longer than %zu bytes",
+                return err_set(err, err_len, -EBADMSG, "%s: field '%s' is longer than %zu bytes",
                             kind, key, buf_len - 1);
         if (r < 0)
-                return fail(err, err_len, -EBADMSG, "%s: field '%s' is not a string", kind, key);
+                return err_set(err, err_len, -EBADMSG, "%s: field '%s' is not a string", kind, key);
         return 0;
 }
 
@@ -194,9 +181,9 @@ static int get_u64(const msgpack_object *map, const char *kind, const char *key,
                    char *err, size_t err_len) {
         int r = msg_get_u64(map, key, ret);
         if (r == -ENOENT)
-                return fail(err, err_len, -EBADMSG, "%s: field '%s' is missing", kind, key);
+                return err_set(err, err_len, -EBADMSG, "%s: field '%s' is missing", kind, key);
         if (r < 0)
-                return fail(err, err_len, -EBADMSG, "%s: field '%s' is not an unsigned integer",
+                return err_set(err, err_len, -EBADMSG, "%s: field '%s' is not an unsigned integer",
                             kind, key);
         return 0;
 }
@@ -205,9 +192,9 @@ static int get_i64(const msgpack_object *map, const char *kind, const char *key,
                    char *err, size_t err_len) {
         int r = msg_get_i64(map, key, ret);
         if (r == -ENOENT)
-                return fail(err, err_len, -EBADMSG, "%s: field '%s' is missing", kind, key);
+                return err_set(err, err_len, -EBADMSG, "%s: field '%s' is missing", kind, key);
         if (r < 0)
-                return fail(err, err_len, -EBADMSG, "%s: field '%s' is not an integer", kind, key);
+                return err_set(err, err_len, -EBADMSG, "%s: field '%s' is not an integer", kind, key);
         return 0;
 }
 
@@ -281,7 +268,7 @@ int ha_pointer_decode(const char *kind, const void *data, size_t len, struct ha_
             (r = get_u64(m, kind, "crc", &crc, err, err_len)) < 0)
                 goto out;
         if (crc > UINT32_MAX) {
-                r = fail(err, err_len, -EBADMSG, "%s: field 'crc' is out of range", kind);
+                r = err_set(err, err_len, -EBADMSG, "%s: field 'crc' is out of range", kind);
                 goto out;
         }
         p.crc = (uint32_t)crc;
@@ -310,7 +297,7 @@ int ha_job_result_decode(const void *data, size_t len, struct ha_job_result *ret
             (r = get_u64(m, k, "epoch", &res.epoch, err, err_len)) < 0)
                 goto out;
         if (ha_job_state_parse(state, &res.state) < 0) {
-                r = fail(err, err_len, -EBADMSG, "%s: state '%s' is not a terminal job state",
+                r = err_set(err, err_len, -EBADMSG, "%s: state '%s' is not a terminal job state",
                          k, state);
                 goto out;
         }

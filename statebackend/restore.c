@@ -17,21 +17,6 @@
 #define COPY_CHUNK_BYTES (4u << 20)
 #define MERGE_BATCH_BYTES (4u << 20)
 
-static int write_full(int fd, const void *data, size_t len) {
-        const char *p = data;
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
 /* Copies src (called name in errors) to a new file dst, checking size and CRC32C. No
  * fsync: the local database is rebuilt from checkpoint storage after any crash. */
 static int copy_checked(const char *src, const char *name, const char *dst,
@@ -66,7 +51,7 @@ static int copy_checked(const char *src, const char *name, const char *dst,
                 if (size > want_size)
                         break;
                 crc = crc32c_extend(crc, buf, (size_t)n);
-                r = write_full(out, buf, (size_t)n);
+                r = fs_write_full(out, buf, (size_t)n);
                 if (r < 0) {
                         sb_fail(err, err_len, r, "writing %s: %s", dst, err_str(r));
                         break;
@@ -150,7 +135,7 @@ static int download(const char *job_dir, const struct sb_handle *h, const char *
                         r = sb_fail(err, err_len, -errno, "creating %s: %s", dst, err_str(-errno));
                         goto out;
                 }
-                r = write_full(fd, data, (size_t)m->size_bytes);
+                r = fs_write_full(fd, data, (size_t)m->size_bytes);
                 if (close(fd) < 0 && r == 0)
                         r = -errno;
                 if (r < 0) {

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "common/err.h"
 #include "common/clock.h"
 #include "common/fsutil.h"
 #include "common/ids.h"
@@ -154,19 +155,6 @@ static int chain_fail(struct wrk_chain *c, int r, const char *fmt, ...) {
         return r;
 }
 
-static int set_err(char *err, size_t err_len, int r, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
-static int set_err(char *err, size_t err_len, int r, const char *fmt, ...) {
-        if (err && err_len) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, err_len, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
-
 int wrk_op_emit(struct wrk_op *op, const struct wrk_record *rec) {
         op->records_out++;
         struct wrk_op *next = op->next;
@@ -210,21 +198,6 @@ int wrk_op_marker(struct wrk_op *op, const struct wrk_latency_marker *m) {
                 if (!op->next)
                         wrk_latency_hist_add(&op->chain->latency,
                                              clock_wall_us() - m->marked_us);
-        }
-        return 0;
-}
-
-/* Writes all of buf to fd, retrying short writes and EINTR. */
-static int write_all(int fd, const char *buf, size_t len) {
-        while (len > 0) {
-                ssize_t n = write(fd, buf, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                buf += n;
-                len -= (size_t)n;
         }
         return 0;
 }
@@ -568,7 +541,7 @@ static int file_open_part(struct op_file *f) {
 static int file_write_buffer(struct op_file *f) {
         if (f->used == 0)
                 return 0;
-        int r = write_all(f->fd, f->buf, f->used);
+        int r = fs_write_full(f->fd, f->buf, f->used);
         if (r < 0)
                 return chain_fail(f->op.chain, r, "file sink: writing %s failed: %s", f->path,
                                   strerror(-r));
@@ -755,7 +728,7 @@ static int udf_resolve(struct wrk_chain *c, const struct job_vertex *v, const ch
                         void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
                         if (!h) {
                                 const char *why = dlerror();
-                                return set_err(err, err_len, -ENOENT, "step '%s': artifact %s: "
+                                return err_set(err, err_len, -ENOENT, "step '%s': artifact %s: "
                                                "cannot load: %s", v->id, path,
                                                why ? why : "?");
                         }
@@ -763,14 +736,14 @@ static int udf_resolve(struct wrk_chain *c, const struct job_vertex *v, const ch
                                 h, FLINC_UDF_ABI_SYMBOL);
                         if (!ver) {
                                 dlclose(h);
-                                return set_err(err, err_len, -ENOEXEC, "artifact %s: no %s(): "
+                                return err_set(err, err_len, -ENOEXEC, "artifact %s: no %s(): "
                                                "not a flinc UDF library", path,
                                                FLINC_UDF_ABI_SYMBOL);
                         }
                         uint32_t have = ver();
                         if (have != FLINC_UDF_ABI_VERSION) {
                                 dlclose(h);
-                                return set_err(err, err_len, -ENOEXEC, "artifact %s: UDF ABI "
+                                return err_set(err, err_len, -ENOEXEC, "artifact %s: UDF ABI "
                                                "version %" PRIu32 ", this worker speaks %u",
                                                path, have, FLINC_UDF_ABI_VERSION);
                         }
@@ -784,7 +757,7 @@ static int udf_resolve(struct wrk_chain *c, const struct job_vertex *v, const ch
                         return 0;
                 }
         }
-        return set_err(err, err_len, -ENOENT, "step '%s': udf '%s' is not exported by the "
+        return err_set(err, err_len, -ENOENT, "step '%s': udf '%s' is not exported by the "
                        "job's artifacts (%zu)", v->id, sym, g->n_artifacts);
 }
 
@@ -2187,33 +2160,33 @@ static bool kind_supported(enum job_op_kind k) {
 
 int wrk_chain_check(const struct job_graph *g, uint32_t chain, char *err, size_t err_len) {
         if (!g || chain >= g->n_chains)
-                return set_err(err, err_len, -EINVAL, "vertex %" PRIu32 " does not exist (the "
+                return err_set(err, err_len, -EINVAL, "vertex %" PRIu32 " does not exist (the "
                                "job has %zu)", chain, g ? g->n_chains : (size_t)0);
         const struct job_chain *ch = &g->chains[chain];
         if (ch->n == 0 || ch->first + ch->n > g->n_vertices)
-                return set_err(err, err_len, -EINVAL, "vertex %" PRIu32 " is empty", chain);
+                return err_set(err, err_len, -EINVAL, "vertex %" PRIu32 " is empty", chain);
         for (uint32_t i = 0; i < ch->n; i++) {
                 const struct job_vertex *v = &g->vertices[g->chain_vertices[ch->first + i]];
                 if (!kind_supported(v->kind))
-                        return set_err(err, err_len, -EOPNOTSUPP,
+                        return err_set(err, err_len, -EOPNOTSUPP,
                                        "operator '%s' (step '%s') is not supported by this "
                                        "worker yet", job_op_kind_name(v->kind), v->id);
                 const struct job_window_params *wp = &v->params.window;
                 if (v->kind == JOB_OP_WINDOW && wp->type == JOB_WINDOW_SLIDING &&
                     wp->slide_ms > 0 &&
                     (wp->size_ms + wp->slide_ms - 1) / wp->slide_ms > WIN_MAX_PER_RECORD)
-                        return set_err(err, err_len, -EINVAL, "step '%s': size / slide puts "
+                        return err_set(err, err_len, -EINVAL, "step '%s': size / slide puts "
                                        "a record into more than %u windows", v->id,
                                        WIN_MAX_PER_RECORD);
         }
         const struct job_vertex *head = &g->vertices[g->chain_vertices[ch->first]];
         if (job_op_kind_category(head->kind) != JOB_CAT_SOURCE && head->kind != JOB_OP_UNION &&
             head->n_inputs == 0)
-                return set_err(err, err_len, -EINVAL, "step '%s' has no input", head->id);
+                return err_set(err, err_len, -EINVAL, "step '%s' has no input", head->id);
         for (uint32_t i = 1; i < ch->n; i++) {
                 const struct job_vertex *v = &g->vertices[g->chain_vertices[ch->first + i]];
                 if (job_op_kind_category(v->kind) == JOB_CAT_SOURCE)
-                        return set_err(err, err_len, -EINVAL,
+                        return err_set(err, err_len, -EINVAL,
                                        "step '%s' is a source inside a chain", v->id);
         }
         return 0;
@@ -2313,7 +2286,7 @@ static int op_create(struct wrk_chain *c, const struct job_vertex *v, uint32_t v
                                  c->state_dir, c->job, c->attempt, vi, c->subtask);
                 if (n < 0 || (size_t)n >= sizeof(a->dir)) {
                         free(a);
-                        return set_err(err, err_len, -ENAMETOOLONG, "step '%s': state "
+                        return err_set(err, err_len, -ENAMETOOLONG, "step '%s': state "
                                        "directory name too long", v->id);
                 }
                 a->op.vt = v->kind == JOB_OP_COUNT ? &count_vt
@@ -2348,7 +2321,7 @@ static int op_create(struct wrk_chain *c, const struct job_vertex *v, uint32_t v
                                  c->state_dir, c->job, c->attempt, vi, c->subtask);
                 if (n < 0 || (size_t)n >= sizeof(a->dir)) {
                         free(w);
-                        return set_err(err, err_len, -ENAMETOOLONG, "step '%s': state "
+                        return err_set(err, err_len, -ENAMETOOLONG, "step '%s': state "
                                        "directory name too long", v->id);
                 }
                 w->event = wp->time == JOB_TIME_EVENT;
@@ -2380,7 +2353,7 @@ static int op_create(struct wrk_chain *c, const struct job_vertex *v, uint32_t v
                                                      sizeof(f2->dir), why2, sizeof(why2));
                         if (r2 < 0) {
                                 free(f2);
-                                return set_err(err, err_len, r2, "step '%s': path: %s", v->id,
+                                return err_set(err, err_len, r2, "step '%s': path: %s", v->id,
                                                why2);
                         }
                         f2->part_size_bytes = v->params.file_sink.part_size_bytes > 0
@@ -2399,7 +2372,7 @@ static int op_create(struct wrk_chain *c, const struct job_vertex *v, uint32_t v
                                             sizeof(why));
                 if (r < 0) {
                         free(f);
-                        return set_err(err, err_len, r, "step '%s': path: %s", v->id, why);
+                        return err_set(err, err_len, r, "step '%s': path: %s", v->id, why);
                 }
                 f->part_size_bytes = v->params.file_sink.part_size_bytes > 0
                                              ? (uint64_t)v->params.file_sink.part_size_bytes
@@ -2409,7 +2382,7 @@ static int op_create(struct wrk_chain *c, const struct job_vertex *v, uint32_t v
                 break;
         }
         default:
-                return set_err(err, err_len, -EOPNOTSUPP,
+                return err_set(err, err_len, -EOPNOTSUPP,
                                "operator '%s' (step '%s') is not supported by this worker yet",
                                job_op_kind_name(v->kind), v->id);
         }
@@ -2426,7 +2399,7 @@ int wrk_chain_create(const struct job_graph *g, uint32_t chain,
         if (r < 0)
                 return r;
         if (!ctx || !ctx->job || ctx->parallelism == 0 || ctx->subtask >= ctx->parallelism)
-                return set_err(err, err_len, -EINVAL, "bad subtask for vertex %" PRIu32, chain);
+                return err_set(err, err_len, -EINVAL, "bad subtask for vertex %" PRIu32, chain);
         const struct job_chain *ch = &g->chains[chain];
         struct wrk_chain *c = calloc(1, sizeof(*c));
         if (!c)
@@ -2488,7 +2461,7 @@ int wrk_chain_create(const struct job_graph *g, uint32_t chain,
                         r = storage_uri_to_path(head->params.file_source.path, c->src_path,
                                                 sizeof(c->src_path), why, sizeof(why));
                         if (r < 0) {
-                                set_err(err, err_len, r, "step '%s': path: %s", head->id, why);
+                                err_set(err, err_len, r, "step '%s': path: %s", head->id, why);
                                 goto fail;
                         }
                 } else {
@@ -2511,7 +2484,7 @@ int wrk_chain_create(const struct job_graph *g, uint32_t chain,
                                                    : !ctx->default_at_least_once;
                 r = wrk_aligner_init(&c->aligner, c->n_channels, exactly_once);
                 if (r < 0) {
-                        set_err(err, err_len, r, "vertex %" PRIu32 ": bad input count", chain);
+                        err_set(err, err_len, r, "vertex %" PRIu32 ": bad input count", chain);
                         goto fail;
                 }
                 c->aligner_ready = true;
@@ -2535,7 +2508,7 @@ int wrk_chain_create(const struct job_graph *g, uint32_t chain,
                 r = op_create(c, &g->vertices[vi], vi, &op, err, err_len);
                 if (r < 0) {
                         if (r == -ENOMEM)
-                                set_err(err, err_len, r, "out of memory");
+                                err_set(err, err_len, r, "out of memory");
                         goto fail;
                 }
                 if (c->n_ops > 0)
@@ -2550,7 +2523,7 @@ int wrk_chain_create(const struct job_graph *g, uint32_t chain,
                 struct wrk_op *op = NULL;
                 r = net_create(c, tail, &op);
                 if (r < 0) {
-                        set_err(err, err_len, r, "out of memory");
+                        err_set(err, err_len, r, "out of memory");
                         goto fail;
                 }
                 if (c->n_ops > 0)
@@ -2650,7 +2623,7 @@ static int gen_position(struct wrk_chain *c, const struct wrk_chain_ctx *ctx, ch
         int r = wrk_gen_redistribute(all, total, c->subtask, c->parallelism, &c->gen, &c->n_gen);
         free(all);
         if (r < 0)
-                return set_err(err, err_len, r, "generator state redistribution failed");
+                return err_set(err, err_len, r, "generator state redistribution failed");
         return 0;
 }
 

@@ -5,13 +5,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/fsutil.h"
 
 #define SINK_PATH_MAX 4096u
@@ -30,19 +30,6 @@ struct wrk_sink2pc {
         size_t n_pending;
         size_t cap_pending;
 };
-
-static int set_err(char *err, size_t err_len, int r, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
-static int set_err(char *err, size_t err_len, int r, const char *fmt, ...) {
-        if (err && err_len) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, err_len, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 static int name_fmt(char *buf, size_t len, const char *pre, uint32_t v, uint32_t s, uint64_t q,
                     const char *suf) {
@@ -148,14 +135,14 @@ static int commit_one(struct wrk_sink2pc *s, uint32_t sub, uint64_t seq, char *e
         if (r == 0)
                 r = path_of(s, to, sizeof(to), 0, sub, seq);
         if (r < 0)
-                return set_err(err, err_len, r, "sink part name too long in %s", s->dir);
+                return err_set(err, err_len, r, "sink part name too long in %s", s->dir);
         if (rename(from, to) == 0)
                 return 0;
         r = -errno;
         struct stat st;
         if (r == -ENOENT && stat(to, &st) == 0)
                 return 0;
-        return set_err(err, err_len, r, "commit of %s failed: %s", from, strerror(-r));
+        return err_set(err, err_len, r, "commit of %s failed: %s", from, strerror(-r));
 }
 
 static int close_inprogress(struct wrk_sink2pc *s, char *err, size_t err_len) {
@@ -167,20 +154,20 @@ static int close_inprogress(struct wrk_sink2pc *s, char *err, size_t err_len) {
         close(s->fd);
         s->fd = -1;
         if (r < 0)
-                return set_err(err, err_len, r, "fsync of a part file in %s failed: %s",
+                return err_set(err, err_len, r, "fsync of a part file in %s failed: %s",
                                s->dir, strerror(-r));
         char from[SINK_PATH_MAX + WRK_SINK_NAME_MAX], to[SINK_PATH_MAX + WRK_SINK_NAME_MAX];
         r = path_of(s, from, sizeof(from), 1, s->subtask, s->cur_seq);
         if (r == 0)
                 r = path_of(s, to, sizeof(to), 2, s->subtask, s->cur_seq);
         if (r < 0)
-                return set_err(err, err_len, r, "sink part name too long in %s", s->dir);
+                return err_set(err, err_len, r, "sink part name too long in %s", s->dir);
         if (rename(from, to) < 0)
-                return set_err(err, err_len, -errno, "rename of %s failed: %s", from,
+                return err_set(err, err_len, -errno, "rename of %s failed: %s", from,
                                strerror(errno));
         r = pending_add(s, s->subtask, s->cur_seq, 0);
         if (r < 0)
-                return set_err(err, err_len, r, "too many pending part files in %s", s->dir);
+                return err_set(err, err_len, r, "too many pending part files in %s", s->dir);
         return 0;
 }
 
@@ -188,7 +175,7 @@ int wrk_sink2pc_open(const struct wrk_sink2pc_config *cfg, struct wrk_sink2pc **
                      size_t err_len) {
         if (!cfg->dir || strlen(cfg->dir) >= SINK_PATH_MAX || cfg->parallelism == 0 ||
             cfg->subtask >= cfg->parallelism)
-                return set_err(err, err_len, -EINVAL, "bad file sink configuration");
+                return err_set(err, err_len, -EINVAL, "bad file sink configuration");
         struct wrk_sink2pc *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
@@ -200,7 +187,7 @@ int wrk_sink2pc_open(const struct wrk_sink2pc_config *cfg, struct wrk_sink2pc **
         s->fd = -1;
         int r = fs_mkdir_p(s->dir, 0755);
         if (r < 0) {
-                set_err(err, err_len, r, "cannot create sink directory %s: %s", s->dir,
+                err_set(err, err_len, r, "cannot create sink directory %s: %s", s->dir,
                         strerror(-r));
                 goto fail;
         }
@@ -222,7 +209,7 @@ int wrk_sink2pc_open(const struct wrk_sink2pc_config *cfg, struct wrk_sink2pc **
         DIR *d = opendir(s->dir);
         if (!d) {
                 r = -errno;
-                set_err(err, err_len, r, "cannot list %s: %s", s->dir, strerror(-r));
+                err_set(err, err_len, r, "cannot list %s: %s", s->dir, strerror(-r));
                 goto fail;
         }
         struct dirent *de;
@@ -238,7 +225,7 @@ int wrk_sink2pc_open(const struct wrk_sink2pc_config *cfg, struct wrk_sink2pc **
                         if (unlink(p) < 0 && errno != ENOENT) {
                                 r = -errno;
                                 closedir(d);
-                                set_err(err, err_len, r, "cannot delete %s: %s", p,
+                                err_set(err, err_len, r, "cannot delete %s: %s", p,
                                         strerror(-r));
                                 goto fail;
                         }
@@ -253,7 +240,7 @@ int wrk_sink2pc_open(const struct wrk_sink2pc_config *cfg, struct wrk_sink2pc **
         s->next_seq = any ? max_seq + 1 : 0;
         r = fs_fsync_dir(s->dir);
         if (r < 0) {
-                set_err(err, err_len, r, "fsync of %s failed", s->dir);
+                err_set(err, err_len, r, "fsync of %s failed", s->dir);
                 goto fail;
         }
         *ret = s;
@@ -273,25 +260,16 @@ int wrk_sink2pc_write(struct wrk_sink2pc *s, const void *data, size_t len, char 
                 s->cur_bytes = 0;
                 int r = path_of(s, p, sizeof(p), 1, s->subtask, s->cur_seq);
                 if (r < 0)
-                        return set_err(err, err_len, r, "sink part name too long");
+                        return err_set(err, err_len, r, "sink part name too long");
                 s->fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
                 if (s->fd < 0)
-                        return set_err(err, err_len, -errno, "cannot create %s: %s", p,
+                        return err_set(err, err_len, -errno, "cannot create %s: %s", p,
                                        strerror(errno));
         }
-        const char *b = data;
-        size_t left = len;
-        while (left > 0) {
-                ssize_t n = write(s->fd, b, left);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return set_err(err, err_len, -errno, "write to a part file in %s: %s",
-                                       s->dir, strerror(errno));
-                }
-                b += n;
-                left -= (size_t)n;
-        }
+        int wr = fs_write_full(s->fd, data, len);
+        if (wr < 0)
+                return err_set(err, err_len, wr, "write to a part file in %s: %s", s->dir,
+                               strerror(-wr));
         s->cur_bytes += len;
         if (s->part_size && s->cur_bytes >= s->part_size)
                 return close_inprogress(s, err, err_len);
@@ -310,7 +288,7 @@ int wrk_sink2pc_barrier(struct wrk_sink2pc *s, uint64_t checkpoint_id,
         if (s->n_pending) {
                 r = fs_fsync_dir(s->dir);
                 if (r < 0)
-                        return set_err(err, err_len, r, "fsync of %s failed", s->dir);
+                        return err_set(err, err_len, r, "fsync of %s failed", s->dir);
         }
         struct wrk_sink_file *copy = NULL;
         if (s->n_pending) {
@@ -345,7 +323,7 @@ static int commit_where(struct wrk_sink2pc *s, bool all, uint64_t checkpoint_id,
         if (done) {
                 int r2 = fs_fsync_dir(s->dir);
                 if (r == 0 && r2 < 0)
-                        r = set_err(err, err_len, r2, "fsync of %s failed", s->dir);
+                        r = err_set(err, err_len, r2, "fsync of %s failed", s->dir);
         }
         if (ret_committed)
                 *ret_committed = done;

@@ -2,28 +2,15 @@
 #include "worker/substate.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <msgpack.h>
 
+#include "common/err.h"
 #include "common/envelope.h"
 #include "common/msg.h"
-
-static int set_err(char *err, size_t err_len, int r, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
-static int set_err(char *err, size_t err_len, int r, const char *fmt, ...) {
-        if (err && err_len) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, err_len, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 int wrk_substate_encode(const struct wrk_substate *st, char **ret, size_t *ret_len) {
         if (st->n_ops > WRK_SUBSTATE_MAX_OPS)
@@ -117,10 +104,10 @@ bad:
 static int decode_op(const msgpack_object *m, size_t i, struct wrk_substate_op *o, char *err,
                      size_t err_len) {
         if (m->type != MSGPACK_OBJECT_MAP)
-                return set_err(err, err_len, -EINVAL, "subtask state: ops[%zu]: expected a map",
+                return err_set(err, err_len, -EINVAL, "subtask state: ops[%zu]: expected a map",
                                i);
         if (msg_get_strbuf(m, "op", o->op, sizeof(o->op)) < 0 || !o->op[0])
-                return set_err(err, err_len, -EINVAL, "subtask state: ops[%zu].op: bad step id",
+                return err_set(err, err_len, -EINVAL, "subtask state: ops[%zu].op: bad step id",
                                i);
         const void *kb;
         size_t kl;
@@ -132,7 +119,7 @@ static int decode_op(const msgpack_object *m, size_t i, struct wrk_substate_op *
                 memcpy(o->keyed, kb, kl);
                 o->keyed_len = kl;
         } else if (r != -ENOENT) {
-                return set_err(err, err_len, -EINVAL, "subtask state: ops[%zu].keyed: expected bin",
+                return err_set(err, err_len, -EINVAL, "subtask state: ops[%zu].keyed: expected bin",
                                i);
         }
         const msgpack_object *a;
@@ -141,7 +128,7 @@ static int decode_op(const msgpack_object *m, size_t i, struct wrk_substate_op *
         if (msg_get_array(m, "gen", &a) == 0) {
                 r = get_triples(a, &t, &n);
                 if (r < 0)
-                        return set_err(err, err_len, r,
+                        return err_set(err, err_len, r,
                                        "subtask state: ops[%zu].gen: expected [[m, r, next]...]", i);
                 o->gen = calloc(n ? n : 1, sizeof(*o->gen));
                 if (!o->gen) {
@@ -152,7 +139,7 @@ static int decode_op(const msgpack_object *m, size_t i, struct wrk_substate_op *
                         o->gen[k] = (struct wrk_gen_entry){t[3 * k], t[3 * k + 1], t[3 * k + 2]};
                         if (o->gen[k].modulus == 0) {
                                 free(t);
-                                return set_err(err, err_len, -EINVAL,
+                                return err_set(err, err_len, -EINVAL,
                                                "subtask state: ops[%zu].gen[%zu]: modulus 0", i, k);
                         }
                 }
@@ -160,12 +147,12 @@ static int decode_op(const msgpack_object *m, size_t i, struct wrk_substate_op *
                 o->n_gen = n;
                 o->has_gen = true;
         } else if (msg_map_get(m, "gen")) {
-                return set_err(err, err_len, -EINVAL, "subtask state: ops[%zu].gen: expected an array", i);
+                return err_set(err, err_len, -EINVAL, "subtask state: ops[%zu].gen: expected an array", i);
         }
         if (msg_get_array(m, "file", &a) == 0) {
                 r = get_triples(a, &t, &n);
                 if (r < 0)
-                        return set_err(err, err_len, r,
+                        return err_set(err, err_len, r,
                                        "subtask state: ops[%zu].file: expected [[start, end, offset]...]",
                                        i);
                 o->file = calloc(n ? n : 1, sizeof(*o->file));
@@ -179,17 +166,17 @@ static int decode_op(const msgpack_object *m, size_t i, struct wrk_substate_op *
                 o->n_file = n;
                 o->has_file = true;
         } else if (msg_map_get(m, "file")) {
-                return set_err(err, err_len, -EINVAL, "subtask state: ops[%zu].file: expected an array", i);
+                return err_set(err, err_len, -EINVAL, "subtask state: ops[%zu].file: expected an array", i);
         }
         const msgpack_object *sm;
         if (msg_get_map(m, "sink", &sm) == 0) {
                 if (msg_get_u64(sm, "next_seq", &o->sink_next_seq) < 0 ||
                     msg_get_array(sm, "pending", &a) < 0)
-                        return set_err(err, err_len, -EINVAL,
+                        return err_set(err, err_len, -EINVAL,
                                        "subtask state: ops[%zu].sink: needs next_seq and pending", i);
                 r = get_triples(a, &t, &n);
                 if (r < 0)
-                        return set_err(err, err_len, r,
+                        return err_set(err, err_len, r,
                                        "subtask state: ops[%zu].sink.pending: expected [[subtask, seq, chk]...]",
                                        i);
                 o->pending = calloc(n ? n : 1, sizeof(*o->pending));
@@ -200,7 +187,7 @@ static int decode_op(const msgpack_object *m, size_t i, struct wrk_substate_op *
                 for (size_t k = 0; k < n; k++) {
                         if (t[3 * k] > UINT32_MAX) {
                                 free(t);
-                                return set_err(err, err_len, -EINVAL,
+                                return err_set(err, err_len, -EINVAL,
                                                "subtask state: ops[%zu].sink.pending[%zu]: subtask out of range",
                                                i, k);
                         }
@@ -211,7 +198,7 @@ static int decode_op(const msgpack_object *m, size_t i, struct wrk_substate_op *
                 o->n_pending = n;
                 o->has_sink = true;
         } else if (msg_map_get(m, "sink")) {
-                return set_err(err, err_len, -EINVAL, "subtask state: ops[%zu].sink: expected a map", i);
+                return err_set(err, err_len, -EINVAL, "subtask state: ops[%zu].sink: expected a map", i);
         }
         return 0;
 }
@@ -235,7 +222,7 @@ int wrk_substate_decode(const void *data, size_t len, struct wrk_substate **ret,
         }
         r = msg_unpack_bounded(body, body_len, 8, 8u * WRK_SUBSTATE_MAX_ENTRIES, &up, &why);
         if (r < 0) {
-                set_err(err, err_len, r, "subtask state: %s", why);
+                err_set(err, err_len, r, "subtask state: %s", why);
                 goto out;
         }
         const msgpack_object *m = &up.data;
@@ -246,7 +233,7 @@ int wrk_substate_decode(const void *data, size_t len, struct wrk_substate **ret,
             msg_get_u32(m, "par", &st->parallelism) < 0 || msg_get_array(m, "ops", &ops) < 0 ||
             st->parallelism == 0 || st->subtask >= st->parallelism ||
             ops->via.array.size > WRK_SUBSTATE_MAX_OPS) {
-                r = set_err(err, err_len, -EINVAL,
+                r = err_set(err, err_len, -EINVAL,
                             "subtask state: needs chk, vertex, subtask < par, par >= 1 and ops");
                 goto out;
         }
