@@ -1985,6 +1985,36 @@ static void done_sp_copy(struct coord_bg_task *bg) {
         free(s);
 }
 
+/* The files one subtask state names (the shared SSTs and private pack of each of its
+ * keyed handles), relative to a job dir, appended to *rel. A state or handle that does
+ * not parse adds nothing (it was checked when it was acknowledged); a failed allocation
+ * leaves out what did not fit. */
+static void collect_state_files(const char *state, size_t len, char ***rel, size_t *n_rel) {
+        struct handles hs;
+        char err[256];
+        if (handles_collect(&state, &len, 1, &hs, err, sizeof(err)) < 0)
+                return;
+        for (size_t h = 0; h < hs.n; h++) {
+                struct sb_handle *sh;
+                if (sb_handle_parse(hs.b[h].data, hs.b[h].len, &sh, err, sizeof(err)) < 0)
+                        continue;
+                char **nr = realloc(*rel, (*n_rel + sh->n_shared + 1) * sizeof(char *));
+                if (nr) {
+                        *rel = nr;
+                        for (size_t f = 0; f < sh->n_shared; f++) {
+                                char r[64];
+                                sb_handle_shared_path(&sh->shared[f], r, sizeof(r));
+                                if (((*rel)[*n_rel] = strdup(r)))
+                                        (*n_rel)++;
+                        }
+                        if (sh->private_path[0] && ((*rel)[*n_rel] = strdup(sh->private_path)))
+                                (*n_rel)++;
+                }
+                sb_handle_free(sh);
+        }
+        handles_finish(&hs);
+}
+
 /* A savepoint's checkpoint completed: copy its metadata and every file its handles name
  * into the savepoint directory (self-contained), off the loop thread. */
 void coord_ckpt_savepoint_completed(struct coord_ckpt *k, struct savepoint_req *sp) {
@@ -2011,33 +2041,8 @@ void coord_ckpt_savepoint_completed(struct coord_ckpt *k, struct savepoint_req *
         id_format(&rid, rhex);
         sfmt(s->dst, sizeof(s->dst), "%s/savepoint-%.6s-%.12s", sp->target, j->id, rhex);
         /* every file the acks' handles name */
-        for (size_t i = 0; i < k->n_acks; i++) {
-                const char *st = k->acks[i].state;
-                size_t l = k->acks[i].len;
-                struct handles hs;
-                char err[256];
-                if (handles_collect(&st, &l, 1, &hs, err, sizeof(err)) < 0)
-                        continue;
-                for (size_t h = 0; h < hs.n; h++) {
-                        struct sb_handle *sh;
-                        if (sb_handle_parse(hs.b[h].data, hs.b[h].len, &sh, err, sizeof(err)) < 0)
-                                continue;
-                        size_t add = sh->n_shared + 1;
-                        char **nr = realloc(s->rel, (s->n_rel + add) * sizeof(char *));
-                        if (nr) {
-                                s->rel = nr;
-                                for (size_t f = 0; f < sh->n_shared; f++) {
-                                        char rel[64];
-                                        sb_handle_shared_path(&sh->shared[f], rel, sizeof(rel));
-                                        s->rel[s->n_rel++] = strdup(rel);
-                                }
-                                if (sh->private_path[0])
-                                        s->rel[s->n_rel++] = strdup(sh->private_path);
-                        }
-                        sb_handle_free(sh);
-                }
-                handles_finish(&hs);
-        }
+        for (size_t i = 0; i < k->n_acks; i++)
+                collect_state_files(k->acks[i].state, k->acks[i].len, &s->rel, &s->n_rel);
         s->ft.bg.work = work_sp_copy;
         s->ft.bg.done = done_sp_copy;
         coord_bg_submit(&s->ft.bg);
@@ -2091,35 +2096,10 @@ int coord_ckpt_savepoint_trigger(struct coord_job *j, const char *target, bool c
 
 /* ---- savepoint staging --------------------------------------------------------------- */
 
-/* The files a set of subtask states names (shared SSTs and private packs), relative to
- * a job dir, appended to *rel. */
+/* The files a set of subtask states names, relative to a job dir, appended to *rel. */
 static void collect_files(const struct meta *m, char ***rel, size_t *n_rel) {
-        for (size_t i = 0; i < m->n_states; i++) {
-                const char *st = m->states[i].state;
-                size_t l = m->states[i].len;
-                struct handles hs;
-                char err[256];
-                if (handles_collect(&st, &l, 1, &hs, err, sizeof(err)) < 0)
-                        continue;
-                for (size_t h = 0; h < hs.n; h++) {
-                        struct sb_handle *sh;
-                        if (sb_handle_parse(hs.b[h].data, hs.b[h].len, &sh, err, sizeof(err)) < 0)
-                                continue;
-                        char **nr = realloc(*rel, (*n_rel + sh->n_shared + 1) * sizeof(char *));
-                        if (nr) {
-                                *rel = nr;
-                                for (size_t f = 0; f < sh->n_shared; f++) {
-                                        char r[64];
-                                        sb_handle_shared_path(&sh->shared[f], r, sizeof(r));
-                                        (*rel)[(*n_rel)++] = strdup(r);
-                                }
-                                if (sh->private_path[0])
-                                        (*rel)[(*n_rel)++] = strdup(sh->private_path);
-                        }
-                        sb_handle_free(sh);
-                }
-                handles_finish(&hs);
-        }
+        for (size_t i = 0; i < m->n_states; i++)
+                collect_state_files(m->states[i].state, m->states[i].len, rel, n_rel);
 }
 
 static void restore_staged(struct coord_bg_task *bg) {
